@@ -1,0 +1,111 @@
+package connmgr
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Config is everything a Manager needs to know about the hosts it calls:
+// settings that apply to every host (Default) and per-endpoint overrides
+// (Endpoints). It is plain data: build it in code, or load it from a YAML
+// or JSON file with LoadConfig. Its zero value is valid and means "the
+// built-in defaults for every host".
+//
+// Every field of an EndpointConfig left at its zero value inherits: an
+// endpoint takes it from Default, and Default takes it from the built-in
+// defaults documented on each field. Maps merge key by key (the endpoint's
+// entry wins); a nil slice inherits, an empty one does not.
+type Config struct {
+	// Default applies to every request, matched or not, for each field
+	// an endpoint leaves unset.
+	Default EndpointConfig `yaml:"default,omitempty" json:"default,omitempty"`
+	// Endpoints maps a key to the settings for requests whose URL
+	// authority it matches. A key is "host:port" (exact), "host", or
+	// "*.example.com" (any subdomain, the longest wildcard wins). Keys are
+	// case-insensitive. A request no key matches uses Default.
+	Endpoints map[string]EndpointConfig `yaml:"endpoints,omitempty" json:"endpoints,omitempty"`
+	// Redact names what, besides the built-in list, must never reach a
+	// log, an error, Stats or a span.
+	Redact RedactConfig `yaml:"redact,omitempty" json:"redact,omitempty"`
+}
+
+// RedactConfig extends the built-in redaction lists. Userinfo,
+// Authorization, Proxy-Authorization, Cookie and Set-Cookie, and the
+// query keys listed in DefaultSecretQueryKeys are always redacted.
+type RedactConfig struct {
+	// Headers are further header names whose values are secret (case-insensitive).
+	Headers []string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// QueryKeys are further URL query parameter names whose values are
+	// secret (case-insensitive).
+	QueryKeys []string `yaml:"query_keys,omitempty" json:"query_keys,omitempty"`
+}
+
+// Bool returns a pointer to b, for the *bool fields of a Config, where nil
+// means "inherit".
+func Bool(b bool) *bool { return &b }
+
+// FieldError is one problem found in a Config: where, and what is wrong.
+type FieldError struct {
+	// Path names the field the way a config file spells it, for example
+	// endpoints["api.example.com"].retry.max_attempts.
+	Path string
+	// Problem says what is wrong with the value.
+	Problem string
+}
+
+func (e FieldError) Error() string { return e.Path + ": " + e.Problem }
+
+// ConfigError lists every problem found in a Config, not only the first.
+// New, Reload and LoadConfig return it; errors.As reaches it.
+type ConfigError struct {
+	// Source is the file the config came from, if any.
+	Source string
+	// Problems are sorted by Path.
+	Problems []FieldError
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("connmgr: invalid config")
+	if e.Source != "" {
+		b.WriteString(" in ")
+		b.WriteString(e.Source)
+	}
+	if len(e.Problems) == 1 {
+		b.WriteString(": ")
+		b.WriteString(e.Problems[0].Error())
+		return b.String()
+	}
+	fmt.Fprintf(&b, " (%d problems):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// problems collects FieldErrors during validation.
+type problems struct {
+	list []FieldError
+}
+
+func (p *problems) add(path, format string, args ...any) {
+	p.list = append(p.list, FieldError{Path: path, Problem: fmt.Sprintf(format, args...)})
+}
+
+// err returns a *ConfigError, or nil when nothing was found.
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	sort.SliceStable(p.list, func(i, j int) bool { return p.list[i].Path < p.list[j].Path })
+	return &ConfigError{Problems: p.list}
+}
+
+// Validate checks cfg as New would and returns a *ConfigError listing
+// every problem, or nil.
+func (cfg Config) Validate() error {
+	_, err := compile(cfg)
+	return err
+}

@@ -1,0 +1,289 @@
+package connmgr
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// EndpointConfig is the policy for one endpoint: how long to wait, when to
+// retry, how to authenticate, and how to connect. Every zero field
+// inherits (see Config); the default named in each field's doc applies
+// when nothing sets it.
+type EndpointConfig struct {
+	// Timeout bounds one attempt, from sending the request until the
+	// caller closes the response body. Default 10s; negative means none.
+	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// TotalTimeout bounds the whole call: every attempt and every backoff
+	// between them. Default 30s; negative means none. The caller's context
+	// deadline applies as well, whichever comes first.
+	TotalTimeout time.Duration `yaml:"total_timeout,omitempty" json:"total_timeout,omitempty"`
+	// Retry says when and how often a failed attempt is tried again.
+	Retry RetryConfig `yaml:"retry,omitempty" json:"retry,omitempty"`
+	// Auth adds credentials to every request that does not carry its own.
+	Auth AuthConfig `yaml:"auth,omitempty" json:"auth,omitempty"`
+	// Headers are set on every request that does not already set them.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Transport sizes the connection pool and bounds connection set-up.
+	Transport TransportConfig `yaml:"transport,omitempty" json:"transport,omitempty"`
+	// TLS configures certificate verification, client certificates and pins.
+	TLS TLSConfig `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// RateLimit throttles attempts to this endpoint. Off by default.
+	RateLimit RateLimitConfig `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	// CircuitBreaker stops calling an upstream that keeps failing. On by default.
+	CircuitBreaker BreakerConfig `yaml:"circuit_breaker,omitempty" json:"circuit_breaker,omitempty"`
+	// MaxConcurrent caps the calls in flight to this endpoint; a call over
+	// the cap fails with ErrConcurrencyLimit. 0 inherits; default off;
+	// negative means off.
+	MaxConcurrent int `yaml:"max_concurrent,omitempty" json:"max_concurrent,omitempty"`
+	// Fallback names another endpoint key that answers when this one
+	// cannot be called (breaker open, concurrency cap full).
+	Fallback string `yaml:"fallback,omitempty" json:"fallback,omitempty"`
+}
+
+// AuthConfig adds one kind of credential to each request. Set at most one
+// of BearerToken, APIKey, or Username and Password. A header the caller
+// set on the request wins over the configured one.
+type AuthConfig struct {
+	// BearerToken is sent as "Authorization: Bearer <token>".
+	BearerToken string `yaml:"bearer_token,omitempty" json:"bearer_token,omitempty"`
+	// APIKey is sent in the APIKeyHeader header.
+	APIKey string `yaml:"api_key,omitempty" json:"api_key,omitempty"`
+	// APIKeyHeader names the header that carries APIKey. Default X-API-Key.
+	// It is redacted wherever headers are reported.
+	APIKeyHeader string `yaml:"api_key_header,omitempty" json:"api_key_header,omitempty"`
+	// Username and Password are sent as HTTP basic authentication.
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	Password string `yaml:"password,omitempty" json:"password,omitempty"`
+}
+
+// TransportConfig sizes the connection pool and bounds connection set-up.
+// Endpoints with different transport or TLS settings never share
+// connections. It is ignored when WithTransport supplies the transport.
+type TransportConfig struct {
+	// MaxIdleConnsPerHost is the number of idle connections kept per host. Default 64.
+	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host,omitempty" json:"max_idle_conns_per_host,omitempty"`
+	// MaxConnsPerHost caps all connections per host, busy or idle. Default 0 (no cap).
+	MaxConnsPerHost int `yaml:"max_conns_per_host,omitempty" json:"max_conns_per_host,omitempty"`
+	// IdleConnTimeout closes connections idle this long. Default 90s.
+	IdleConnTimeout time.Duration `yaml:"idle_conn_timeout,omitempty" json:"idle_conn_timeout,omitempty"`
+	// DialTimeout bounds establishing a TCP connection. Default 10s.
+	DialTimeout time.Duration `yaml:"dial_timeout,omitempty" json:"dial_timeout,omitempty"`
+	// KeepAlive is the TCP keep-alive period. Default 30s.
+	KeepAlive time.Duration `yaml:"keep_alive,omitempty" json:"keep_alive,omitempty"`
+	// TLSHandshakeTimeout bounds the TLS handshake. Default 10s.
+	TLSHandshakeTimeout time.Duration `yaml:"tls_handshake_timeout,omitempty" json:"tls_handshake_timeout,omitempty"`
+	// DisableHTTP2 turns HTTP/2 off. Default false: HTTP/2 is negotiated
+	// over TLS when the server offers it.
+	DisableHTTP2 *bool `yaml:"disable_http2,omitempty" json:"disable_http2,omitempty"`
+}
+
+// builtinDefaults is what applies when neither an endpoint nor
+// Config.Default sets a field.
+func builtinDefaults() EndpointConfig {
+	return EndpointConfig{
+		Timeout:      10 * time.Second,
+		TotalTimeout: 30 * time.Second,
+		Retry: RetryConfig{
+			MaxAttempts:     3,
+			InitialBackoff:  100 * time.Millisecond,
+			MaxBackoff:      5 * time.Second,
+			RetryOn:         []int{408, 429, 500, 502, 503, 504},
+			MaxRetryAfter:   30 * time.Second,
+			NonIdempotent:   Bool(false),
+			MaxBufferedBody: 1 << 20,
+			Budget: RetryBudgetConfig{
+				Ratio:        0.2,
+				MinPerSecond: 10,
+				Disabled:     Bool(false),
+			},
+		},
+		Auth: AuthConfig{APIKeyHeader: "X-API-Key"},
+		Transport: TransportConfig{
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+			DialTimeout:         10 * time.Second,
+			KeepAlive:           30 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			DisableHTTP2:        Bool(false),
+		},
+		TLS:            tlsDefaults(),
+		RateLimit:      rateLimitDefaults(),
+		CircuitBreaker: breakerDefaults(),
+	}
+}
+
+// inherit returns child with every zero field taken from parent: structs
+// field by field, maps key by key (child wins), nil slices and nil
+// pointers replaced. It never modifies its arguments' maps or slices.
+func inherit(child, parent EndpointConfig) EndpointConfig {
+	out := child
+	mergeValue(reflect.ValueOf(&out).Elem(), reflect.ValueOf(parent))
+	return out
+}
+
+func mergeValue(dst, parent reflect.Value) {
+	switch dst.Kind() {
+	case reflect.Struct:
+		for i := 0; i < dst.NumField(); i++ {
+			mergeValue(dst.Field(i), parent.Field(i))
+		}
+	case reflect.Map:
+		if parent.Len() == 0 {
+			return
+		}
+		merged := reflect.MakeMapWithSize(dst.Type(), dst.Len()+parent.Len())
+		iter := parent.MapRange()
+		for iter.Next() {
+			merged.SetMapIndex(iter.Key(), iter.Value())
+		}
+		iter = dst.MapRange()
+		for iter.Next() {
+			merged.SetMapIndex(iter.Key(), iter.Value())
+		}
+		dst.Set(merged)
+	default:
+		if dst.IsZero() {
+			dst.Set(parent)
+		}
+	}
+}
+
+// endpointKind tells how an endpoint key matches a request's authority.
+type endpointKind int
+
+const (
+	kindHostPort endpointKind = iota // "host:port"
+	kindHost                         // "host"
+	kindWildcard                     // "*.example.com"
+)
+
+// normalizeKey lower-cases key and tells what kind of key it is, or
+// returns a problem description.
+func normalizeKey(key string) (string, endpointKind, string) {
+	k := strings.ToLower(strings.TrimSpace(key))
+	switch {
+	case k == "":
+		return "", 0, "key must not be empty"
+	case strings.Contains(k, "://") || strings.ContainsAny(k, "/?#@ "):
+		return "", 0, `key must be "host", "host:port" or "*.domain", not a URL`
+	case strings.HasPrefix(k, "*."):
+		rest := k[2:]
+		if rest == "" || strings.ContainsAny(rest, "*:") {
+			return "", 0, `wildcard key must look like "*.example.com"`
+		}
+		return k, kindWildcard, ""
+	case strings.Contains(k, "*"):
+		return "", 0, `"*" is only allowed as the first label, as in "*.example.com"`
+	}
+	if host, port, err := net.SplitHostPort(k); err == nil {
+		if host == "" || port == "" {
+			return "", 0, "key must name a host and a port"
+		}
+		return k, kindHostPort, ""
+	}
+	if strings.Count(k, ":") > 1 && !strings.HasPrefix(k, "[") {
+		return "", 0, `an IPv6 key with a port must be bracketed, as in "[::1]:8080"`
+	}
+	return strings.Trim(k, "[]"), kindHost, ""
+}
+
+// endpointTable is an immutable snapshot of the endpoints, read without
+// locks by every request. Reload builds a new one and swaps it in.
+type endpointTable struct {
+	hostPort map[string]*endpoint // "host:port"
+	// implied80 and implied443 hold host:port keys with port 80 or 443 by
+	// host alone, for URLs that leave the port implied by their scheme.
+	implied80  map[string]*endpoint
+	implied443 map[string]*endpoint
+	host       map[string]*endpoint // "host"
+	wildcard   map[string]*endpoint // ".example.com" for "*.example.com"
+	byKey      map[string]*endpoint // every configured key, for fallbacks and Stats
+	def        *endpoint
+}
+
+// lookup returns the endpoint for a request URL: exact host:port, then
+// host, then the longest wildcard, then the default. It does not allocate
+// for lower-case hosts.
+func (t *endpointTable) lookup(u *url.URL) *endpoint {
+	authority := u.Host
+	if hasUpper(authority) {
+		authority = strings.ToLower(authority)
+	}
+	host, port := splitAuthority(authority)
+	if port != "" {
+		if ep := t.hostPort[authority]; ep != nil {
+			return ep
+		}
+	} else if implied := t.impliedPort(u.Scheme); implied != nil {
+		if ep := implied[host]; ep != nil {
+			return ep
+		}
+	}
+	if ep := t.host[host]; ep != nil {
+		return ep
+	}
+	if len(t.wildcard) > 0 {
+		for i := 0; i < len(host); i++ {
+			if host[i] == '.' {
+				if ep := t.wildcard[host[i:]]; ep != nil {
+					return ep
+				}
+			}
+		}
+	}
+	return t.def
+}
+
+// impliedPort returns the host-keyed table for the port a scheme implies.
+func (t *endpointTable) impliedPort(scheme string) map[string]*endpoint {
+	switch scheme {
+	case "https", "wss":
+		return t.implied443
+	case "http", "ws":
+		return t.implied80
+	}
+	return nil
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// splitAuthority splits "host:port", "[v6]:port", "host" or "[v6]"
+// without allocating.
+func splitAuthority(a string) (host, port string) {
+	if strings.HasPrefix(a, "[") {
+		end := strings.IndexByte(a, ']')
+		if end < 0 {
+			return a, ""
+		}
+		host = a[1:end]
+		if len(a) > end+1 && a[end+1] == ':' {
+			port = a[end+2:]
+		}
+		return host, port
+	}
+	if i := strings.LastIndexByte(a, ':'); i >= 0 && strings.IndexByte(a, ':') == i {
+		return a[:i], a[i+1:]
+	}
+	return a, ""
+}
+
+// isIdempotent reports whether a request with this method may be sent
+// twice without changing the outcome (RFC 9110 section 9.2.2).
+func isIdempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete, "":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,304 @@
+package connmgr
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/connmgr/connmgr/internal/redact"
+)
+
+// defaultKey names the endpoint that serves requests no key matches.
+const defaultKey = "default"
+
+// endpoint is the compiled, immutable policy for one endpoint key plus
+// the state that outlives a single call (stats, retry budget, pool). A
+// reload that leaves an endpoint's settings unchanged keeps its endpoint.
+type endpoint struct {
+	key  string
+	kind endpointKind
+	cfg  EndpointConfig // resolved: inherited and defaulted
+
+	timeout      time.Duration // per try; 0 means none
+	totalTimeout time.Duration // 0 means none
+	retry        retryPolicy
+	budget       *retryBudget
+	// setHeaders are auth and default headers, added to a request that
+	// does not already carry them. Empty on most endpoints, which then
+	// skip cloning headers.
+	setHeaders []headerValue
+	fallback   string
+
+	transport http.RoundTripper
+	// ownTransport is the pool this endpoint created (nil under
+	// WithTransport); the Manager closes its idle connections when the
+	// endpoint is retired or the Manager closes.
+	ownTransport *http.Transport
+	stats        *endpointStats
+}
+
+type headerValue struct {
+	name, value string
+}
+
+// compiledConfig is a validated Config with every endpoint resolved. It
+// holds no resources; the Manager turns it into an endpointTable.
+type compiledConfig struct {
+	def       EndpointConfig
+	endpoints map[string]compiledEndpoint // by normalized key
+	redactor  *redact.Redactor
+}
+
+type compiledEndpoint struct {
+	kind endpointKind
+	cfg  EndpointConfig
+}
+
+func endpointPath(key string) string {
+	if key == defaultKey {
+		return defaultKey
+	}
+	return "endpoints[" + strconv.Quote(key) + "]"
+}
+
+// compile validates cfg and resolves every endpoint. It returns a
+// *ConfigError listing every problem.
+func compile(cfg Config) (*compiledConfig, error) {
+	var p problems
+	base := builtinDefaults()
+	validateEndpoint(&p, defaultKey, cfg.Default)
+	def := inherit(cfg.Default, base)
+	checkResolved(&p, defaultKey, def)
+
+	out := &compiledConfig{def: def, endpoints: make(map[string]compiledEndpoint, len(cfg.Endpoints))}
+	original := make(map[string]string, len(cfg.Endpoints))
+	keys := make([]string, 0, len(cfg.Endpoints))
+	for k := range cfg.Endpoints {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	extraSecret := append([]string(nil), cfg.Redact.Headers...)
+	for _, raw := range keys {
+		path := endpointPath(raw)
+		key, kind, problem := normalizeKey(raw)
+		if problem != "" {
+			p.add(path, "%s", problem)
+			continue
+		}
+		if key == defaultKey {
+			p.add(path, `"default" is reserved: use Config.Default (the "default" block)`)
+			continue
+		}
+		if prev, dup := original[key]; dup {
+			p.add(path, "same endpoint as %q (keys are case-insensitive)", prev)
+			continue
+		}
+		original[key] = raw
+		ec := cfg.Endpoints[raw]
+		validateEndpoint(&p, path, ec)
+		resolved := inherit(ec, def)
+		checkResolved(&p, path, resolved)
+		out.endpoints[key] = compiledEndpoint{kind: kind, cfg: resolved}
+		if resolved.Auth.APIKey != "" {
+			extraSecret = append(extraSecret, resolved.Auth.APIKeyHeader)
+		}
+	}
+	if def.Auth.APIKey != "" {
+		extraSecret = append(extraSecret, def.Auth.APIKeyHeader)
+	}
+	checkFallbacks(&p, cfg, original, out)
+	validateRedact(&p, cfg.Redact)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	out.redactor = redact.New(extraSecret, cfg.Redact.QueryKeys)
+	return out, nil
+}
+
+// validateEndpoint checks the fields an endpoint (or the default) sets
+// itself, naming each with its path. Zero fields inherit and are not checked.
+func validateEndpoint(p *problems, path string, c EndpointConfig) {
+	r := c.Retry
+	rp := path + ".retry"
+	if r.MaxAttempts < 0 {
+		p.add(rp+".max_attempts", "must be >= 1, got %d", r.MaxAttempts)
+	}
+	if r.MaxAttempts > 100 {
+		p.add(rp+".max_attempts", "must be <= 100, got %d", r.MaxAttempts)
+	}
+	nonNegative(p, rp+".initial_backoff", r.InitialBackoff)
+	nonNegative(p, rp+".max_backoff", r.MaxBackoff)
+	nonNegative(p, rp+".max_retry_after", r.MaxRetryAfter)
+	for i, s := range r.RetryOn {
+		if s < 100 || s > 599 {
+			p.add(fmt.Sprintf("%s.retry_on[%d]", rp, i), "must be an HTTP status 100..599, got %d", s)
+		}
+	}
+	if r.Budget.Ratio < 0 {
+		p.add(rp+".budget.ratio", "must be >= 0, got %g", r.Budget.Ratio)
+	}
+	if r.Budget.MinPerSecond < 0 {
+		p.add(rp+".budget.min_per_second", "must be >= 0, got %g", r.Budget.MinPerSecond)
+	}
+
+	a := c.Auth
+	kinds := 0
+	for _, set := range []bool{a.BearerToken != "", a.APIKey != "", a.Username != "" || a.Password != ""} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		p.add(path+".auth", "set only one of bearer_token, api_key, username/password")
+	}
+	if a.Password != "" && a.Username == "" {
+		p.add(path+".auth.username", "must be set when password is set")
+	}
+	if a.APIKeyHeader != "" && !validHeaderName(a.APIKeyHeader) {
+		p.add(path+".auth.api_key_header", "%q is not a valid header name", a.APIKeyHeader)
+	}
+	for _, v := range []struct{ field, value string }{{"bearer_token", a.BearerToken}, {"api_key", a.APIKey}, {"username", a.Username}, {"password", a.Password}} {
+		if !validHeaderValue(v.value) {
+			p.add(path+".auth."+v.field, "must not contain control characters")
+		}
+	}
+	for name, value := range c.Headers {
+		hp := path + ".headers[" + strconv.Quote(name) + "]"
+		if !validHeaderName(name) {
+			p.add(hp, "not a valid header name")
+		}
+		if !validHeaderValue(value) {
+			p.add(hp, "value must not contain control characters")
+		}
+	}
+
+	t := c.Transport
+	tp := path + ".transport"
+	if t.MaxIdleConnsPerHost < 0 {
+		p.add(tp+".max_idle_conns_per_host", "must be >= 0, got %d", t.MaxIdleConnsPerHost)
+	}
+	if t.MaxConnsPerHost < 0 {
+		p.add(tp+".max_conns_per_host", "must be >= 0, got %d", t.MaxConnsPerHost)
+	}
+	nonNegative(p, tp+".idle_conn_timeout", t.IdleConnTimeout)
+	nonNegative(p, tp+".dial_timeout", t.DialTimeout)
+	nonNegative(p, tp+".keep_alive", t.KeepAlive)
+	nonNegative(p, tp+".tls_handshake_timeout", t.TLSHandshakeTimeout)
+
+	validateTLS(p, path+".tls", c.TLS)
+	validateRateLimit(p, path+".rate_limit", c.RateLimit)
+	validateBreaker(p, path+".circuit_breaker", c.CircuitBreaker)
+}
+
+// checkResolved checks rules that involve several fields, after inheritance.
+func checkResolved(p *problems, path string, c EndpointConfig) {
+	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
+		p.add(path+".retry.max_backoff", "must be >= initial_backoff (%v), got %v", c.Retry.InitialBackoff, c.Retry.MaxBackoff)
+	}
+}
+
+func checkFallbacks(p *problems, cfg Config, original map[string]string, out *compiledConfig) {
+	if cfg.Default.Fallback != "" {
+		p.add("default.fallback", "only an endpoint can have a fallback")
+	}
+	for key, ce := range out.endpoints {
+		fb := ce.cfg.Fallback
+		if fb == "" {
+			continue
+		}
+		path := endpointPath(original[key]) + ".fallback"
+		norm, _, problem := normalizeKey(fb)
+		if problem != "" {
+			p.add(path, "%s", problem)
+			continue
+		}
+		if _, ok := out.endpoints[norm]; !ok {
+			p.add(path, "names no endpoint: %q", fb)
+			continue
+		}
+		// Follow the chain; a key seen twice is a cycle.
+		seen := map[string]bool{key: true}
+		for next := norm; next != ""; {
+			if seen[next] {
+				p.add(path, "fallback cycle through %q", fb)
+				break
+			}
+			seen[next] = true
+			nfb := out.endpoints[next].cfg.Fallback
+			next, _, _ = normalizeKey(nfb)
+			if nfb == "" {
+				next = ""
+			}
+		}
+	}
+}
+
+func validateRedact(p *problems, r RedactConfig) {
+	for i, h := range r.Headers {
+		if !validHeaderName(h) {
+			p.add(fmt.Sprintf("redact.headers[%d]", i), "%q is not a valid header name", h)
+		}
+	}
+	for i, k := range r.QueryKeys {
+		if strings.TrimSpace(k) == "" {
+			p.add(fmt.Sprintf("redact.query_keys[%d]", i), "must not be empty")
+		}
+	}
+}
+
+func nonNegative(p *problems, path string, d time.Duration) {
+	if d < 0 {
+		p.add(path, "must be >= 0, got %v", d)
+	}
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// headersToSet lists the auth and default headers of a resolved config,
+// with canonical names.
+func headersToSet(c EndpointConfig) []headerValue {
+	var hs []headerValue
+	a := c.Auth
+	switch {
+	case a.BearerToken != "":
+		hs = append(hs, headerValue{"Authorization", "Bearer " + a.BearerToken})
+	case a.APIKey != "":
+		hs = append(hs, headerValue{http.CanonicalHeaderKey(a.APIKeyHeader), a.APIKey})
+	case a.Username != "":
+		r := &http.Request{Header: http.Header{}}
+		r.SetBasicAuth(a.Username, a.Password)
+		hs = append(hs, headerValue{"Authorization", r.Header.Get("Authorization")})
+	}
+	names := make([]string, 0, len(c.Headers))
+	for name := range c.Headers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		hs = append(hs, headerValue{http.CanonicalHeaderKey(name), c.Headers[name]})
+	}
+	return hs
+}

@@ -1,0 +1,172 @@
+package connmgr
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a point-in-time snapshot of a Manager, plain data for logging,
+// JSON status endpoints and tests. Nothing secret is in it.
+type Stats struct {
+	// InFlight is the number of calls started and not yet finished (a call
+	// finishes when its response body is closed or read to the end).
+	InFlight int64 `json:"in_flight"`
+	// Endpoints maps each configured endpoint key, and "default", to its
+	// numbers.
+	Endpoints map[string]EndpointStats `json:"endpoints"`
+}
+
+// EndpointStats are the numbers for one endpoint since the Manager
+// started. Counters survive reloads.
+type EndpointStats struct {
+	// Requests counts calls; Successes and Failures split the finished
+	// ones. A call fails when it ends in an error or in a status the retry
+	// policy counts as a failure, or a 5xx.
+	Requests  uint64 `json:"requests"`
+	Successes uint64 `json:"successes"`
+	Failures  uint64 `json:"failures"`
+	// Retries counts attempts after the first.
+	Retries uint64 `json:"retries"`
+	// RetryBudgetExhausted counts retries refused by the retry budget.
+	RetryBudgetExhausted uint64 `json:"retry_budget_exhausted"`
+	// InFlight counts this endpoint's unfinished calls.
+	InFlight int64 `json:"in_flight"`
+	// StatusCodes counts the final status of each call that got a response.
+	StatusCodes map[int]uint64 `json:"status_codes"`
+	// P50, P95 and P99 are latency percentiles of calls, from start to
+	// response headers, within about 10%.
+	P50 time.Duration `json:"p50"`
+	P95 time.Duration `json:"p95"`
+	P99 time.Duration `json:"p99"`
+	// HookPanics counts hooks that panicked (each was turned into an error).
+	HookPanics uint64 `json:"hook_panics"`
+}
+
+// endpointStats holds an endpoint's counters: fixed memory, updated with
+// atomics, no allocation per call.
+type endpointStats struct {
+	requests, successes, failures, retries, budgetExhausted, hookPanics atomic.Uint64
+	inFlight                                                            atomic.Int64
+	statusCodes                                                         [600]atomic.Uint64
+	latency                                                             histogram
+}
+
+func (s *endpointStats) snapshot() EndpointStats {
+	out := EndpointStats{
+		Requests:             s.requests.Load(),
+		Successes:            s.successes.Load(),
+		Failures:             s.failures.Load(),
+		Retries:              s.retries.Load(),
+		RetryBudgetExhausted: s.budgetExhausted.Load(),
+		InFlight:             s.inFlight.Load(),
+		HookPanics:           s.hookPanics.Load(),
+		StatusCodes:          map[int]uint64{},
+	}
+	for code := range s.statusCodes {
+		if n := s.statusCodes[code].Load(); n > 0 {
+			out.StatusCodes[code] = n
+		}
+	}
+	out.P50, out.P95, out.P99 = s.latency.quantiles(0.50, 0.95, 0.99)
+	return out
+}
+
+// record counts a finished call (the headers are in, or it failed).
+func (s *endpointStats) record(status int, failed bool, d time.Duration) {
+	if failed {
+		s.failures.Add(1)
+	} else {
+		s.successes.Add(1)
+	}
+	if status > 0 && status < len(s.statusCodes) {
+		s.statusCodes[status].Add(1)
+	}
+	s.latency.observe(d)
+}
+
+// histogram is a log-linear latency histogram: for each power of two of
+// microseconds, 8 linear sub-buckets, so any quantile is within 12.5%.
+// It covers 1µs to about 2^40µs (12 days) in fixed memory.
+type histogram struct {
+	counts [histBuckets]atomic.Uint64
+}
+
+const (
+	histSubBits = 3
+	histSub     = 1 << histSubBits
+	histBuckets = 41 * histSub
+)
+
+func histIndex(d time.Duration) int {
+	us := uint64(d / time.Microsecond)
+	if us < histSub {
+		return int(us)
+	}
+	exp := bits.Len64(us) - 1 // us in [2^exp, 2^(exp+1))
+	sub := (us >> (exp - histSubBits)) & (histSub - 1)
+	i := (exp-histSubBits+1)*histSub + int(sub)
+	if i >= histBuckets {
+		return histBuckets - 1
+	}
+	return i
+}
+
+// histUpper is the upper bound of bucket i, as a duration.
+func histUpper(i int) time.Duration {
+	if i < histSub {
+		return time.Duration(i+1) * time.Microsecond
+	}
+	exp := i/histSub + histSubBits - 1
+	sub := uint64(i % histSub)
+	us := (uint64(histSub) + sub + 1) << (exp - histSubBits)
+	return time.Duration(us) * time.Microsecond
+}
+
+func (h *histogram) observe(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	h.counts[histIndex(d)].Add(1)
+}
+
+// quantiles returns the upper bounds of the buckets holding the
+// requested quantiles (0 when empty).
+func (h *histogram) quantiles(qs ...float64) (p50, p95, p99 time.Duration) {
+	var counts [histBuckets]uint64
+	var total uint64
+	for i := range h.counts {
+		counts[i] = h.counts[i].Load()
+		total += counts[i]
+	}
+	if total == 0 {
+		return 0, 0, 0
+	}
+	out := make([]time.Duration, len(qs))
+	for qi, q := range qs {
+		rank := uint64(q*float64(total) + 0.5)
+		if rank < 1 {
+			rank = 1
+		}
+		var cum uint64
+		for i, c := range counts {
+			cum += c
+			if cum >= rank {
+				out[qi] = histUpper(i)
+				break
+			}
+		}
+	}
+	return out[0], out[1], out[2]
+}
+
+// Stats returns a snapshot of the Manager's counters.
+func (m *Manager) Stats() Stats {
+	t := m.table.Load()
+	s := Stats{InFlight: m.inflight.Load(), Endpoints: make(map[string]EndpointStats, len(t.byKey)+1)}
+	for key, ep := range t.byKey {
+		s.Endpoints[key] = ep.stats.snapshot()
+	}
+	s.Endpoints[defaultKey] = t.def.stats.snapshot()
+	return s
+}
