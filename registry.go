@@ -79,7 +79,16 @@ func compile(cfg Config) (*compiledConfig, error) {
 	for k := range cfg.Endpoints {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	// Sorted so problems come out in a stable order, and so that of two
+	// keys differing only in case the one already in canonical form is
+	// the one kept.
+	sort.Slice(keys, func(i, j int) bool {
+		li, lj := strings.ToLower(keys[i]), strings.ToLower(keys[j])
+		if li != lj {
+			return li < lj
+		}
+		return keys[i] > keys[j] // lower case sorts after upper case in ASCII
+	})
 	extraSecret := append([]string(nil), cfg.Redact.Headers...)
 	for _, raw := range keys {
 		path := endpointPath(raw)
