@@ -13,10 +13,10 @@ import (
 
 func TestLookupOrder(t *testing.T) {
 	cfg := Config{Endpoints: map[string]EndpointConfig{
-		"api.example.com:8443": {Timeout: 1 * time.Second},
-		"api.example.com":      {Timeout: 2 * time.Second},
-		"*.example.com":        {Timeout: 3 * time.Second},
-		"*.eu.example.com":     {Timeout: 4 * time.Second},
+		"api.example.com:8443":   {Timeout: 1 * time.Second},
+		"api.example.com":        {Timeout: 2 * time.Second},
+		"*.example.com":          {Timeout: 3 * time.Second},
+		"*.eu.example.com":       {Timeout: 4 * time.Second},
 		"secure.example.org:443": {Timeout: 5 * time.Second},
 		"plain.example.org:80":   {Timeout: 6 * time.Second},
 		"[::1]:9000":             {Timeout: 7 * time.Second},
