@@ -37,7 +37,10 @@ type Manager struct {
 	opts   options
 	logger *slog.Logger
 	client *http.Client // Transport is the Manager; used by Do, Get, Post
-	now    func() time.Time
+	// now is the Manager's clock. Tests may replace it before the first
+	// call; nil-free after New.
+	now       func() time.Time
+	realClock bool // now is time.Now
 
 	// pluginMu serializes changes to the hook chain and guards hookSeq.
 	pluginMu sync.Mutex
@@ -108,9 +111,10 @@ func WithDrainProgress(interval time.Duration, report func(remaining int64)) Opt
 // *ConfigError naming every bad field; New never panics.
 func New(cfg Config, opts ...Option) (*Manager, error) {
 	m := &Manager{
-		now:     time.Now,
-		stats:   map[string]*endpointStats{},
-		drained: make(chan struct{}),
+		now:       time.Now,
+		realClock: true,
+		stats:     map[string]*endpointStats{},
+		drained:   make(chan struct{}),
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -279,6 +283,15 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig)
 	ep.ownTransport = newHTTPTransport(cfg.Transport, tlsConfig)
 	ep.transport = ep.ownTransport
 	return ep, nil
+}
+
+// since is the time elapsed from t by the Manager's clock. With the real
+// clock it reads only the monotonic clock, which is cheaper than time.Now.
+func (m *Manager) since(t time.Time) time.Duration {
+	if m.realClock {
+		return time.Since(t)
+	}
+	return m.now().Sub(t)
 }
 
 func positive(d time.Duration) time.Duration {

@@ -85,7 +85,7 @@ func (m *Manager) send(ep *endpoint, req *http.Request) (*http.Response, error) 
 	}
 	// fail ends the call with an error.
 	fail := func(attempts, status int, kind, cause error) (*http.Response, error) {
-		ep.stats.record(0, true, m.now().Sub(start))
+		ep.stats.record(0, true, m.since(start))
 		m.release(ep)
 		return nil, m.callError(ep, req, attempts, status, kind, cause)
 	}
@@ -168,7 +168,11 @@ func (m *Manager) send(ep *endpoint, req *http.Request) (*http.Response, error) 
 		// the caller closes the body, not when the headers arrive.
 		attemptDeadline := deadline
 		if ep.timeout > 0 {
-			if d := m.now().Add(ep.timeout); attemptDeadline.IsZero() || d.Before(attemptDeadline) {
+			attemptStart := start
+			if attempt > 1 || len(chain.requests) > 0 {
+				attemptStart = m.now()
+			}
+			if d := attemptStart.Add(ep.timeout); attemptDeadline.IsZero() || d.Before(attemptDeadline) {
 				attemptDeadline = d
 			}
 		}
@@ -282,7 +286,7 @@ func (m *Manager) send(ep *endpoint, req *http.Request) (*http.Response, error) 
 // from the network.
 func (m *Manager) answer(ep *endpoint, req, areq *http.Request, resp *http.Response, cancel context.CancelFunc,
 	attempt int, start time.Time, values map[string]any, chain *hookChain, fallback bool) (*http.Response, error) {
-	elapsed := m.now().Sub(start)
+	elapsed := m.since(start)
 	if !fallback && len(chain.responses) > 0 {
 		rc := &ResponseContext{Request: areq, Response: resp, Endpoint: ep.key, Attempt: attempt, Duration: elapsed, Values: values}
 		for _, h := range chain.responses {
