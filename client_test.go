@@ -322,3 +322,34 @@ func TestNilAndBadRequests(t *testing.T) {
 		assert.NotContains(t, err.Error(), "SECRET4")
 	}
 }
+
+func TestTransportFromConfig(t *testing.T) {
+	tr := newHTTPTransport(builtinDefaults().Transport, nil)
+	assert.Equal(t, 64, tr.MaxIdleConnsPerHost)
+	assert.Equal(t, 90*time.Second, tr.IdleConnTimeout)
+	assert.Equal(t, 10*time.Second, tr.TLSHandshakeTimeout)
+	assert.True(t, tr.ForceAttemptHTTP2, "HTTP/2 on by default")
+	assert.EqualValues(t, 0x0303, tr.TLSClientConfig.MinVersion, "TLS 1.2 minimum")
+
+	off := builtinDefaults().Transport
+	off.DisableHTTP2 = Bool(true)
+	off.MaxConnsPerHost = 7
+	tr2 := newHTTPTransport(off, nil)
+	assert.False(t, tr2.ForceAttemptHTTP2)
+	assert.NotNil(t, tr2.TLSNextProto, "a non-nil empty map turns HTTP/2 off")
+	assert.Empty(t, tr2.TLSNextProto)
+	assert.Equal(t, 7, tr2.MaxConnsPerHost)
+}
+
+func TestEndpointsDoNotShareTransports(t *testing.T) {
+	m := newTestManager(t, Config{Endpoints: map[string]EndpointConfig{"a.test": {}, "b.test": {}}})
+	tbl := m.table.Load()
+	assert.NotSame(t, tbl.byKey["a.test"].ownTransport, tbl.byKey["b.test"].ownTransport)
+	assert.NotSame(t, tbl.byKey["a.test"].ownTransport, tbl.def.ownTransport)
+}
+
+func TestStatsRecordDoesNotAllocate(t *testing.T) {
+	var s endpointStats
+	allocs := testing.AllocsPerRun(1000, func() { s.record(200, false, time.Millisecond) })
+	assert.Zero(t, allocs)
+}
