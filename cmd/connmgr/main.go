@@ -1,0 +1,84 @@
+// Command connmgr is the command-line companion of the connmgr library.
+//
+// Usage:
+//
+//	connmgr <command> [flags]
+//
+// The commands are:
+//
+//	demo    run local faulty upstreams and watch connmgr cope with them
+//	help    show this help, or a command's: connmgr help demo
+//
+// Start with
+//
+//	go run ./cmd/connmgr demo
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// command is one subcommand of the CLI.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+// commands lists the subcommands in the order the usage text shows them.
+func commands() []command {
+	return []command{
+		{"demo", "run local faulty upstreams and watch connmgr cope with them",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) int { return runDemo(args, stdout, stderr) }},
+	}
+}
+
+// run is the whole program, minus the process: it returns the exit code,
+// 0 on success, 1 when a command failed and 2 for a usage error.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 {
+			// "connmgr help demo" is "connmgr demo --help".
+			for _, c := range commands() {
+				if c.name == rest[0] {
+					return c.run([]string{"--help"}, stdin, stdout, stdout)
+				}
+			}
+			fmt.Fprintf(stderr, "connmgr: unknown command %q\n\n", rest[0])
+			usage(stderr)
+			return 2
+		}
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(rest, stdin, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "connmgr: unknown command %q\n\n", name)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, "connmgr: resilient outbound HTTP, from the command line.\n\n")
+	fmt.Fprint(w, "Usage:\n\n\tconnmgr <command> [flags]\n\nCommands:\n\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "\t%-8s%s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\t%-8s%s\n", "help", "show this help, or a command's: connmgr help demo")
+	fmt.Fprint(w, "\nRun \"connmgr <command> --help\" for a command's flags. Start with:\n\n\tgo run ./cmd/connmgr demo\n")
+}
