@@ -1,0 +1,137 @@
+// Package examples_test builds and runs every example program under
+// examples/ and checks what it prints. It is skipped with -short.
+package examples_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// runTimeout bounds each example's run.
+const runTimeout = 20 * time.Second
+
+// want lists, for each example directory, patterns its output must match.
+// Every directory with a main.go must have an entry, so that a new
+// example is not silently left untested.
+var want = map[string][]string{
+	"quickstart": {
+		`(?m)^200 OK hello, world \(the upstream saw 2 requests\)$`,
+		`"retries": 1,`,
+		`"127\.0\.0\.1:\d+": \{`,
+	},
+	"request_id": {
+		`(?m)^plugins: \[request_id\]$`,
+		`GET /orders/1 X-Request-ID=[0-9a-f]{32} X-Attempt=3`,
+		`GET /orders/3 X-Request-ID=from-the-caller X-Attempt=1`,
+		`(?m)^call 1: attempts \[1 2 3\], distinct request IDs: 1$`,
+		`(?m)^call 1: 200 OK; the caller's request still has X-Attempt=""$`,
+	},
+	"response_time_logging": {
+		`"msg":"response".*"path":"/v1/slow","status":200,"attempt":1,"duration_ms":\d{3,}`,
+		`"msg":"attempt failed".*"path":"/v1/flaky","attempt":1,"error":"upstream answered Service Unavailable \(503\)","will_retry":true`,
+		`"msg":"response".*"path":"/v1/flaky","status":200,"attempt":2`,
+		`"msg":"call failed".*"url":"http://REDACTED@127\.0\.0\.1:\d+/v1/orders\?api_key=REDACTED&page=2","attempts":2,"retries_exhausted":true`,
+		`no password, api_key or bearer token in them`,
+	},
+	"retry_on_429": {
+		`200 OK \{"items":\[1,2,3\]\} after 2 attempts in [12]\.\ds: connmgr waited out Retry-After: 1 by itself`,
+		`hook: attempt 1 of POST /v1/orders got 429, Retry-After 1s; policy says retry=false`,
+		`201 Created \{"order":42\} after 2 attempts in [12]\.\ds; the upstream got the same body both times: true`,
+		`429 Too Many Requests after 1 attempt, at once`,
+	},
+	"fallback_response": {
+		`(?m)^   GET /products/1: 200 OK \{"product":"1","price":10\}$`,
+		`GET /products/1: 200 OK \{"product":"1","price":10\} \(X-Fallback: last-good, Age: \d+\)`,
+		`GET /products/2: 503 Service Unavailable maintenance`,
+		`GET /products/2: error after 2 attempts \(retries exhausted: true\): .*connection refused`,
+	},
+}
+
+func TestExamples(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs every example; skipped with -short")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
+	}
+
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(e.Name(), "main.go")); e.IsDir() && err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("found no examples")
+	}
+
+	// Build them all at once: one go command, one link per example;
+	// with the race detector when the test has it.
+	bin := t.TempDir()
+	args := []string{"build", "-o", bin + string(filepath.Separator)}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	for _, n := range names {
+		args = append(args, "./"+n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, goTool, args...).CombinedOutput(); err != nil {
+		t.Fatalf("go %v: %v\n%s", args, err, out)
+	}
+
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			patterns, ok := want[name]
+			if !ok {
+				t.Fatalf("examples/%s has no expected output in want", name)
+			}
+			exe := filepath.Join(bin, name)
+			if runtime.GOOS == "windows" {
+				exe += ".exe"
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			start := time.Now()
+			err := cmd.Run()
+			t.Logf("ran in %v", time.Since(start).Round(time.Millisecond))
+			if ctx.Err() != nil {
+				t.Fatalf("still running after %v\nstdout:\n%s\nstderr:\n%s", runTimeout, stdout.String(), stderr.String())
+			}
+			if err != nil {
+				t.Fatalf("exit: %v, want status 0\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+			}
+			for _, p := range patterns {
+				if !regexp.MustCompile(p).Match(stdout.Bytes()) {
+					t.Errorf("output does not match %q\nstdout:\n%s", p, stdout.String())
+				}
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("stderr = %q, want nothing", stderr.String())
+			}
+		})
+	}
+}
