@@ -252,12 +252,17 @@ func (d *demo) report(ctx context.Context) {
 
 // worker sends calls, one upstream after another, at about
 // callsPerWorker a second until runCtx ends. Calls run under callCtx.
+//
+// Worker 0 starts with the last upstream, worker 1 with the one before,
+// and so on, so that each of the first calls has its upstream to itself:
+// with a given seed, the first requests each upstream gets, and what it
+// does to them, are then the same from run to run.
 func (d *demo) worker(runCtx, callCtx context.Context, id int) {
 	rng := rand.New(rand.NewPCG(d.opts.seed, uint64(id)))
 	pace := time.Second / callsPerWorker
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for n := id; ; n++ {
+	for n := len(d.ups) - 1 - id%len(d.ups); ; n++ {
 		select {
 		case <-runCtx.Done():
 			return

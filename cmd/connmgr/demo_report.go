@@ -171,6 +171,12 @@ func explain(u *upstream, es connmgr.EndpointStats, maxAttempts int) string {
 	}
 	if t.resets > 0 {
 		fmt.Fprintf(&b, "; %s reset", plural(t.resets, "connection was", "connections were"))
+		if received := uint64(u.srv.Count()); received > attempts {
+			// net/http's Transport re-sends an idempotent request once
+			// when a reused keep-alive connection dies before answering.
+			fmt.Fprintf(&b, " (and net/http itself re-sent %s on reused connections, unseen by connmgr)",
+				plural(int(received-attempts), "request"))
+		}
 	}
 	if t.retryAfterWaits > 0 {
 		fmt.Fprintf(&b, "; %s as Retry-After asked", plural(t.retryAfterWaits, "retry waited", "retries waited"))
