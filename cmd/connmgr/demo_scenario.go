@@ -26,7 +26,7 @@ const (
 	slowStall     = 400 * time.Millisecond
 	slowTimeout   = 250 * time.Millisecond // the slow endpoint's per-try timeout
 	limitedRate   = 0.05                   // share of requests answered 429 Retry-After: 1
-	resettingRate = 0.40                   // share of connections reset before any answer
+	resettingRate = 0.40                   // share of requests whose connection is reset before any answer
 )
 
 // upstream is one local server the demo calls, with what the demo saw.
@@ -65,7 +65,7 @@ func startUpstreams(seed uint64) []*upstream {
 		},
 		{
 			name:  "resetting",
-			about: fmt.Sprintf("%.0f%% of connections reset; an error hook falls back", resettingRate*100),
+			about: fmt.Sprintf("%.0f%% of requests get their connection reset; an error hook falls back", resettingRate*100),
 			srv:   connmgrtest.NewServerFunc(connmgrtest.Flaky(seed+4, resettingRate, connmgrtest.Step{Reset: true})),
 		},
 	}
