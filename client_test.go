@@ -254,7 +254,7 @@ func TestStatsJSON(t *testing.T) {
 	assert.LessOrEqual(t, ep.P95, ep.P99)
 	b, err := json.Marshal(st)
 	require.NoError(t, err)
-	for _, key := range []string{`"in_flight"`, `"endpoints"`, `"status_codes"`, `"p99"`, `"retries"`} {
+	for _, key := range []string{`"in_flight"`, `"endpoints"`, `"status_codes"`, `"p99_ns"`, `"retries"`} {
 		assert.Contains(t, string(b), key)
 	}
 }

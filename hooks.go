@@ -95,8 +95,8 @@ type ResponseContext struct {
 type ErrorContext struct {
 	// Request is the attempt's request.
 	Request *http.Request
-	// Err is the attempt's error. For a failure status it is an *Error
-	// carrying the status; Response is set too.
+	// Err is the attempt's error. For a failing status it is a
+	// *StatusError; Response is set too.
 	Err error
 	// Response is set when the failure is a status such as 503 or 429.
 	// Its body is closed by the Manager unless the call goes on with it.
@@ -108,9 +108,11 @@ type ErrorContext struct {
 	// Values is storage shared by every hook context of one call.
 	Values map[string]any
 	// Retry says whether another attempt will be made. It starts as the
-	// retry policy's decision; a hook may change it. A retry asked for
-	// here is still bounded by the attempts left, the deadline, the retry
-	// budget and whether the body can be replayed.
+	// retry policy's final decision (attempts left, safety, deadline,
+	// retry budget), so false means this attempt is the last one unless
+	// a hook changes it. A retry asked for here is still bounded by the
+	// attempts left, the deadline, the retry budget and whether the body
+	// can be replayed.
 	Retry bool
 	// RetryAfter is the wait before the next attempt. It starts as the
 	// server's Retry-After (0 when absent); when it is longer than the

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/connmgr/connmgr/connmgrtest"
 	"github.com/stretchr/testify/assert"
@@ -276,4 +277,46 @@ func TestChainChangesDuringCalls(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Empty(t, m.Plugins())
+}
+
+func TestErrorHookSeesFinalDecision(t *testing.T) {
+	srv := connmgrtest.NewServer(connmgrtest.Step{Status: 503})
+	defer srv.Close()
+	def := fastRetries(3)
+	// A budget that pays for no retry at all: every first attempt is the last.
+	def.Retry.Budget = RetryBudgetConfig{Ratio: 0.001, MinPerSecond: 0.001, Disabled: Bool(false)}
+	m := newTestManager(t, Config{Default: def})
+	m.table.Load().def.budget.floor.AllowN(time.Now(), 1) // spend the floor's one token
+	m.OnError(func(c *ErrorContext) error {
+		if !c.Retry {
+			c.Fallback = cannedResponse(c.Request, 200, "fallback")
+		}
+		return nil
+	})
+	resp, err := get(t, m, srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "fallback", readAll(t, resp), "Retry was false because the budget refused: the hook knew it was final")
+	assert.EqualValues(t, 1, srv.Count())
+}
+
+func TestRetryBudgetAccounting(t *testing.T) {
+	b := newRetryBudget(RetryBudgetConfig{Ratio: 0.5, MinPerSecond: 0.0001})
+	now := time.Now()
+	require.True(t, b.floor.AllowN(now, 1), "spend the floor's burst")
+	assert.False(t, b.withdraw(now), "nothing deposited yet")
+	b.deposit()
+	assert.False(t, b.withdraw(now), "half a token is not enough")
+	b.deposit()
+	assert.True(t, b.withdraw(now))
+	assert.False(t, b.withdraw(now))
+	b.refund(true)
+	assert.True(t, b.withdraw(now), "a refunded token can be spent again")
+	b.refund(false)
+	assert.False(t, b.withdraw(now), "refund(false) gives nothing back")
+	for i := 0; i < 10000; i++ {
+		b.deposit()
+	}
+	assert.LessOrEqual(t, b.balance.Load(), int64(budgetCapMilli), "savings are capped")
+	var nilBudget *retryBudget
+	assert.True(t, nilBudget.withdraw(now), "a disabled budget allows every retry")
 }

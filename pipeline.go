@@ -218,12 +218,21 @@ func (m *Manager) send(ep *endpoint, req *http.Request) (*http.Response, error) 
 			}
 			hookErr = &StatusError{StatusCode: resp.StatusCode}
 		}
-		retry := policyRetry
+		// Settle the policy's decision (deadline, budget) before the hooks
+		// see it, so that Retry == false tells a hook this attempt is the
+		// last one.
+		var wait time.Duration
+		var token, budgetRefused bool
+		if policyRetry {
+			wait, token, budgetRefused = m.admitRetry(ep, attempt, retryAfter, deadline)
+		}
+		retry := token
 		if len(chain.errors) > 0 {
 			ec := &ErrorContext{Request: areq, Err: hookErr, Response: resp, Endpoint: ep.key,
-				Attempt: attempt, Values: values, Retry: policyRetry, RetryAfter: retryAfter}
+				Attempt: attempt, Values: values, Retry: retry, RetryAfter: retryAfter}
 			for _, h := range chain.errors {
 				if herr := runHook(m, ep, "OnError", h, ec); herr != nil {
+					ep.budget.refund(token)
 					discard(resp, cancel)
 					return fail(attempt, lastStatus, nil, herr)
 				}
@@ -232,35 +241,29 @@ func (m *Manager) send(ep *endpoint, req *http.Request) (*http.Response, error) 
 				}
 			}
 			if ec.Fallback != nil {
+				ep.budget.refund(token)
 				discard(resp, cancel)
 				return m.answer(ep, req, areq, ec.Fallback, nil, attempt, start, values, chain, true)
 			}
 			retry = ec.Retry && canRetry
-			retryAfter = ec.RetryAfter
-		}
-
-		budgetRefused := false
-		if retry {
-			wait := ep.retry.backoff(attempt)
-			if retryAfter > wait {
-				wait = retryAfter
-			}
-			now := m.now()
 			switch {
-			case !deadline.IsZero() && now.Add(wait).After(deadline):
-				retry = false // the wait would pass the deadline: stop now
-			case !ep.budget.withdraw(now):
-				retry, budgetRefused = false, true
-				ep.stats.budgetExhausted.Add(1)
-			default:
-				discard(resp, cancel)
-				ep.stats.retries.Add(1)
-				m.logRetry(ctx, ep, req, attempt, lastStatus, err, wait)
-				if werr := sleepCtx(ctx, wait); werr != nil {
-					return fail(attempt, lastStatus, nil, werr)
-				}
-				continue
+			case retry && (!token || ec.RetryAfter != retryAfter):
+				// The hook asked for a retry, or for another wait: decide again.
+				ep.budget.refund(token)
+				wait, token, budgetRefused = m.admitRetry(ep, attempt, ec.RetryAfter, deadline)
+				retry = token
+			case !retry:
+				ep.budget.refund(token)
 			}
+		}
+		if retry {
+			discard(resp, cancel)
+			ep.stats.retries.Add(1)
+			m.logRetry(ctx, ep, req, attempt, lastStatus, err, wait)
+			if werr := sleepCtx(ctx, wait); werr != nil {
+				return fail(attempt, lastStatus, nil, werr)
+			}
+			continue
 		}
 
 		// No more attempts.
@@ -327,6 +330,25 @@ func (m *Manager) answer(ep *endpoint, req, areq *http.Request, resp *http.Respo
 		resp.Body = cb
 	}
 	return resp, nil
+}
+
+// admitRetry decides whether a retry may go: the wait (backoff, or
+// retryAfter when longer) must end before the deadline, and the retry
+// budget must pay for it. ok means a budget token was taken.
+func (m *Manager) admitRetry(ep *endpoint, attempt int, retryAfter time.Duration, deadline time.Time) (wait time.Duration, ok, budgetRefused bool) {
+	wait = ep.retry.backoff(attempt)
+	if retryAfter > wait {
+		wait = retryAfter
+	}
+	now := m.now()
+	if !deadline.IsZero() && now.Add(wait).After(deadline) {
+		return wait, false, false // the wait would pass the deadline: stop now
+	}
+	if !ep.budget.withdraw(now) {
+		ep.stats.budgetExhausted.Add(1)
+		return wait, false, true
+	}
+	return wait, true, false
 }
 
 // discard drops a response the call will not return: its body drained a

@@ -239,6 +239,15 @@ func (b *retryBudget) deposit() {
 	}
 }
 
+// refund returns a token taken by withdraw for a retry that was not
+// made. It does nothing when taken is false.
+func (b *retryBudget) refund(taken bool) {
+	if b == nil || !taken {
+		return
+	}
+	b.balance.Add(1000)
+}
+
 // withdraw pays for one retry at time now, reporting whether it may go.
 func (b *retryBudget) withdraw(now time.Time) bool {
 	if b == nil {

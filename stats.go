@@ -35,10 +35,10 @@ type EndpointStats struct {
 	// StatusCodes counts the final status of each call that got a response.
 	StatusCodes map[int]uint64 `json:"status_codes"`
 	// P50, P95 and P99 are latency percentiles of calls, from start to
-	// response headers, within about 10%.
-	P50 time.Duration `json:"p50"`
-	P95 time.Duration `json:"p95"`
-	P99 time.Duration `json:"p99"`
+	// response headers, within about 12%. In JSON they are nanoseconds.
+	P50 time.Duration `json:"p50_ns"`
+	P95 time.Duration `json:"p95_ns"`
+	P99 time.Duration `json:"p99_ns"`
 	// HookPanics counts hooks that panicked (each was turned into an error).
 	HookPanics uint64 `json:"hook_panics"`
 }
