@@ -2,6 +2,7 @@ package connmgr
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -77,6 +78,7 @@ type options struct {
 	plugins       []Plugin
 	drainProgress func(remaining int64)
 	drainInterval time.Duration
+	tlsConfigs    map[string]*tls.Config // WithTLSConfig, by endpoint key
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.
@@ -135,6 +137,9 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	cc, err := compile(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := resolveTLSOptions(&m.opts, cc); err != nil {
 		return nil, err
 	}
 	m.reloadMu.Lock()
@@ -274,14 +279,15 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig)
 	}
 	if m.opts.transport != nil {
 		ep.transport = m.opts.transport
+		warnTLSIgnored(m.logger, key, cfg.TLS)
 		return ep, nil
 	}
-	tlsConfig, err := buildTLSConfig(key, cfg.TLS, m.logger)
+	et, err := newEndpointTLS(key, cfg.TLS, m.opts.tlsConfigs[key], m.logger, &ep.stats.tls)
 	if err != nil {
 		return nil, fmt.Errorf("connmgr: %s.tls: %w", endpointPath(key), err)
 	}
-	ep.ownTransport = newHTTPTransport(cfg.Transport, tlsConfig)
-	ep.transport = ep.ownTransport
+	ep.ownTransport = newHTTPTransport(cfg.Transport, et.config)
+	ep.transport = &tlsTransport{rt: ep.ownTransport, tls: et}
 	return ep, nil
 }
 

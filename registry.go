@@ -207,6 +207,7 @@ func checkResolved(p *problems, path string, c EndpointConfig) {
 	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
 		p.add(path+".retry.max_backoff", "must be >= initial_backoff (%v), got %v", c.Retry.InitialBackoff, c.Retry.MaxBackoff)
 	}
+	checkResolvedTLS(p, path+".tls", c.TLS)
 }
 
 func checkFallbacks(p *problems, cfg Config, original map[string]string, out *compiledConfig) {

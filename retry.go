@@ -184,9 +184,10 @@ func classifyError(callCtx context.Context, err error) errorClass {
 		verification *tls.CertificateVerificationError
 		recordHeader tls.RecordHeaderError
 		alert        tls.AlertError
+		tlsErr       *TLSError
 	)
 	switch {
-	case errors.Is(err, ErrCertificatePin),
+	case errors.Is(err, ErrCertificatePin), errors.As(err, &tlsErr),
 		errors.As(err, &certInvalid), errors.As(err, &unknownAuth), errors.As(err, &hostname),
 		errors.As(err, &verification), errors.As(err, &recordHeader), errors.As(err, &alert):
 		return errNotRetryable

@@ -41,6 +41,9 @@ type EndpointStats struct {
 	P99 time.Duration `json:"p99_ns"`
 	// HookPanics counts hooks that panicked (each was turned into an error).
 	HookPanics uint64 `json:"hook_panics"`
+	// TLS reports file reloads, pin failures and the client certificate's
+	// expiry; nil when the endpoint has no TLS files or pins.
+	TLS *TLSStats `json:"tls,omitempty"`
 }
 
 // endpointStats holds an endpoint's counters: fixed memory, updated with
@@ -50,6 +53,7 @@ type endpointStats struct {
 	inFlight                                                            atomic.Int64
 	statusCodes                                                         [600]atomic.Uint64
 	latency                                                             histogram
+	tls                                                                 tlsCounters
 }
 
 func (s *endpointStats) snapshot() EndpointStats {
@@ -62,6 +66,7 @@ func (s *endpointStats) snapshot() EndpointStats {
 		InFlight:             s.inFlight.Load(),
 		HookPanics:           s.hookPanics.Load(),
 		StatusCodes:          map[int]uint64{},
+		TLS:                  s.tls.snapshot(),
 	}
 	for code := range s.statusCodes {
 		if n := s.statusCodes[code].Load(); n > 0 {
