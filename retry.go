@@ -187,7 +187,7 @@ func classifyError(callCtx context.Context, err error) errorClass {
 		tlsErr       *TLSError
 	)
 	switch {
-	case errors.Is(err, ErrCertificatePin), errors.As(err, &tlsErr),
+	case errors.Is(err, ErrCertificatePin), errors.As(err, &tlsErr), ClassifyTLSError(err) != "",
 		errors.As(err, &certInvalid), errors.As(err, &unknownAuth), errors.As(err, &hostname),
 		errors.As(err, &verification), errors.As(err, &recordHeader), errors.As(err, &alert):
 		return errNotRetryable

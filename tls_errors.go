@@ -179,9 +179,12 @@ func classifyTLS(err error) (TLSErrorKind, tls.AlertError) {
 		case alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked,
 			alertCertificateExpired, alertCertificateUnknown, alertUnknownCA, alertAccessDenied:
 			return TLSClientCertificateRejected, a
-		default:
+		case alertHandshakeFailure, alertIllegalParameter, alertDecodeError, alertDecryptError,
+			alertInsufficientSecurity, alertUnrecognizedName, alertNoApplicationProtocol:
 			return TLSHandshakeFailure, a
 		}
+		// Other alerts (internal_error, user_canceled...) may be
+		// transient: they are left unclassified, and so retryable.
 	}
 	return "", 0
 }
@@ -196,8 +199,14 @@ const (
 	alertCertificateUnknown     tls.AlertError = 46
 	alertUnknownCA              tls.AlertError = 48
 	alertAccessDenied           tls.AlertError = 49
+	alertIllegalParameter       tls.AlertError = 47
+	alertDecodeError            tls.AlertError = 50
+	alertDecryptError           tls.AlertError = 51
 	alertProtocolVersion        tls.AlertError = 70
+	alertInsufficientSecurity   tls.AlertError = 71
+	alertUnrecognizedName       tls.AlertError = 112
 	alertCertificateRequired    tls.AlertError = 116
+	alertNoApplicationProtocol  tls.AlertError = 120
 )
 
 // remoteAlert finds an alert the server sent in err's chain. crypto/tls

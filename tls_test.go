@@ -377,6 +377,16 @@ func TestTLSPins(t *testing.T) {
 			})
 		}
 	}
+	t.Run("over HTTP/2", func(t *testing.T) {
+		h2 := startTLSServer(t, leaf, func(c *tls.Config) { c.NextProtos = []string{"h2", "http/1.1"} })
+		ok := newTestManager(t, tlsConfigFor(TLSConfig{CAFile: caFile, Pins: []string{SPKIPin(inter.Cert)}}))
+		resp, err := get(t, ok, h2.URL)
+		require.NoError(t, err)
+		assert.Equal(t, 2, resp.ProtoMajor)
+		readAll(t, resp)
+		bad := newTestManager(t, tlsConfigFor(TLSConfig{CAFile: caFile, Pins: []string{unrelated}}))
+		callTLSFail(t, bad, h2.URL, TLSPinMismatch)
+	})
 	t.Run("a pin does not replace chain verification", func(t *testing.T) {
 		self, err := testpki.SelfSigned(testpki.Options{})
 		require.NoError(t, err)
@@ -602,6 +612,35 @@ func TestWithTLSConfig(t *testing.T) {
 		assert.False(t, given.InsecureSkipVerify)
 		assert.Equal(t, snapshot.MinVersion, given.MinVersion)
 	})
+	t.Run("cloned when the option is made", func(t *testing.T) {
+		given := &tls.Config{RootCAs: p.ca.Pool()}
+		opt := WithTLSConfig("127.0.0.1", given)
+		given.RootCAs = x509.NewCertPool()
+		given.InsecureSkipVerify = true
+		m := newTestManager(t, tlsConfigFor(TLSConfig{}), opt)
+		callOK(t, m, srv.URL)
+		assert.False(t, m.table.Load().byKey["127.0.0.1"].ownTransport.TLSClientConfig.InsecureSkipVerify)
+	})
+	t.Run("each build starts from the base, not from the last build", func(t *testing.T) {
+		// With ca_file connmgr verifies in VerifyConnection and sets
+		// InsecureSkipVerify internally; after a reload without ca_file,
+		// Go's verifier must be back on.
+		untrusted, err := testpki.SelfSigned(testpki.Options{})
+		require.NoError(t, err)
+		untrustedSrv := startTLSServer(t, untrusted, nil)
+		logs := &logBuffer{}
+		m := newTestManager(t, tlsConfigFor(TLSConfig{CAFile: p.caFile("ca")}), WithTLSConfig("127.0.0.1", &tls.Config{RootCAs: p.ca.Pool()}),
+			WithLogger(newTestLogger(logs)))
+		callOK(t, m, srv.URL)
+		callTLSFail(t, m, untrustedSrv.URL, TLSUnknownAuthority)
+		require.NoError(t, m.Reload(tlsConfigFor(TLSConfig{MinVersion: "1.2"})))
+		callOK(t, m, srv.URL)
+		callTLSFail(t, m, untrustedSrv.URL, TLSUnknownAuthority)
+		tc := m.table.Load().byKey["127.0.0.1"].ownTransport.TLSClientConfig
+		assert.False(t, tc.InsecureSkipVerify, "Go's verifier is on again")
+		assert.NotNil(t, tc.RootCAs, "the base RootCAs are back")
+		assert.NotContains(t, logs.String(), "verification is off")
+	})
 	t.Run("a failing base VerifyConnection fails the connection", func(t *testing.T) {
 		m := newTestManager(t, tlsConfigFor(TLSConfig{}), WithTLSConfig("127.0.0.1", &tls.Config{
 			RootCAs:          p.ca.Pool(),
@@ -697,6 +736,7 @@ func TestClassifyTLSError(t *testing.T) {
 		{tls.AlertError(116), TLSClientCertificateRequired},
 		{tls.AlertError(48), TLSClientCertificateRejected},
 		{tls.AlertError(40), TLSHandshakeFailure},
+		{tls.AlertError(80), ""}, // internal_error may be transient
 		{&Error{Err: &TLSError{Kind: TLSExpired, Err: errors.New("x")}}, TLSExpired},
 	}
 	for _, tt := range tests {
