@@ -27,8 +27,8 @@ import (
 // the certificate, expired certificate) leaves the previous material in
 // use; the failure is logged as a warning and counted in
 // EndpointStats.TLS. Replace files by renaming a complete new file over
-// the old one (as cert-manager, the kubelet and certbot do); write the key
-// before the certificate if you must write in place.
+// the old one (as cert-manager, the kubelet and certbot do). See
+// docs/tls.md for the verification model, pinning and rotation.
 //
 // A *tls.Config given with WithTLSConfig is the base: it is cloned, and
 // every field set here overrides the matching field of the clone (see
