@@ -407,6 +407,7 @@ func newEndpointTLS(key string, c TLSConfig, base *tls.Config, logger *slog.Logg
 		return nil, errors.New("pins_only needs pins")
 	}
 
+	var certNotAfter int64
 	if c.CertFile != "" {
 		t.clientCert = newWatchedFiles("client certificate", []string{"cert_file", "key_file"}, []string{c.CertFile, c.KeyFile}, func() (*tls.Certificate, error) {
 			return loadKeyPair(c.CertFile, c.KeyFile, c.KeyPassword, t.now())
@@ -416,11 +417,10 @@ func newEndpointTLS(key string, c TLSConfig, base *tls.Config, logger *slog.Logg
 			return nil, err
 		}
 		t.hasClientCert = true
-		stats.certNotAfter.Store(cert.Leaf.NotAfter.UnixNano())
+		certNotAfter = cert.Leaf.NotAfter.UnixNano()
 		cfg.Certificates = nil
 		cfg.GetClientCertificate = t.getClientCertificate
 	} else {
-		stats.certNotAfter.Store(0)
 		t.hasClientCert = len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil
 		if !t.hasClientCert {
 			cfg.GetClientCertificate = t.noClientCertificate
@@ -461,6 +461,9 @@ func newEndpointTLS(key string, c TLSConfig, base *tls.Config, logger *slog.Logg
 	t.sessions = &sessionCache{inner: inner, refresh: t.refresh}
 	cfg.ClientSessionCache = t.sessions
 
+	// Only now that nothing can fail: a failed Reload leaves the stats of
+	// the endpoint still in use alone.
+	stats.certNotAfter.Store(certNotAfter)
 	stats.active.Store(c.CAFile != "" || c.CertFile != "" || len(t.pins) > 0)
 	return t, nil
 }

@@ -124,6 +124,25 @@ func TestTLSFileProblemsFailNew(t *testing.T) {
 	}
 }
 
+func TestTLSReloadWithBadFilesChangesNothing(t *testing.T) {
+	p := newTestPKI(t)
+	srv := startTLSServer(t, p.issue(testpki.Options{}), requireClientAuth(p.ca))
+	leaf, certFile, keyFile := p.clientFiles("client", testpki.PKCS8, "")
+	good := tlsConfigFor(TLSConfig{CAFile: p.caFile("ca"), CertFile: certFile, KeyFile: keyFile})
+	m := newTestManager(t, good)
+	callOK(t, m, srv.URL)
+	before := m.Stats().Endpoints["127.0.0.1"].TLS
+
+	// No client certificate and a CA file that is not there: the build
+	// fails after deciding there is no client certificate.
+	bad := tlsConfigFor(TLSConfig{CAFile: filepath.Join(p.dir, "missing.pem")})
+	err := m.Reload(bad)
+	require.ErrorContains(t, err, `endpoints["127.0.0.1"].tls: ca_file: stat `)
+	callOK(t, m, srv.URL)
+	assert.Equal(t, leaf.Cert.SerialNumber.String(), srv.lastClient())
+	assert.Equal(t, before, m.Stats().Endpoints["127.0.0.1"].TLS, "a failed reload leaves the TLS stats alone")
+}
+
 func TestTLSClientKeyFormats(t *testing.T) {
 	p := newTestPKI(t)
 	srv := startTLSServer(t, p.issue(testpki.Options{}), requireClientAuth(p.ca))
@@ -432,8 +451,16 @@ func TestTLSPinCheckedOnResumedSession(t *testing.T) {
 	// session. The second has the wrong pin: the resumed handshake must
 	// fail, which only a check in VerifyConnection does
 	// (VerifyPeerCertificate does not run on resumption).
-	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		t.Run(tls.VersionName(version), func(t *testing.T) {
+	for _, tc := range []struct {
+		version uint16
+		caFile  bool
+	}{{tls.VersionTLS12, false}, {tls.VersionTLS13, false}, {tls.VersionTLS12, true}, {tls.VersionTLS13, true}} {
+		version := tc.version
+		name := tls.VersionName(version) + "/Go's verifier"
+		if tc.caFile {
+			name = tls.VersionName(version) + "/ca_file"
+		}
+		t.Run(name, func(t *testing.T) {
 			p := newTestPKI(t)
 			leaf := p.issue(testpki.Options{DNSNames: []string{"srv.test"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 			srv := startTLSServer(t, leaf, func(c *tls.Config) { c.MaxVersion = version })
@@ -442,14 +469,19 @@ func TestTLSPinCheckedOnResumedSession(t *testing.T) {
 			good := SPKIPin(leaf.Cert)
 			bad := SPKIPin(p.issue(testpki.Options{}).Cert)
 			shared := &tls.Config{RootCAs: p.ca.Pool(), ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+			caFile := ""
+			if tc.caFile {
+				shared.RootCAs = nil
+				caFile = p.caFile("ca")
+			}
 			cfg := Config{Default: fastRetries(3), Endpoints: map[string]EndpointConfig{
-				"127.0.0.1": {TLS: TLSConfig{ServerName: "srv.test", Pins: []string{good}}},
-				"localhost": {TLS: TLSConfig{ServerName: "srv.test", Pins: []string{good}}},
+				"127.0.0.1": {TLS: TLSConfig{ServerName: "srv.test", CAFile: caFile, Pins: []string{good}}},
+				"localhost": {TLS: TLSConfig{ServerName: "srv.test", CAFile: caFile, Pins: []string{good}}},
 			}}
 			badCfg := cfg
 			badCfg.Endpoints = map[string]EndpointConfig{
 				"127.0.0.1": cfg.Endpoints["127.0.0.1"],
-				"localhost": {TLS: TLSConfig{ServerName: "srv.test", Pins: []string{bad}}},
+				"localhost": {TLS: TLSConfig{ServerName: "srv.test", CAFile: caFile, Pins: []string{bad}}},
 			}
 			for _, c := range []struct {
 				name string
