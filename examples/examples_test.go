@@ -58,6 +58,27 @@ var want = map[string][]string{
 		`GET /products/2: 503 Service Unavailable maintenance`,
 		`GET /products/2: error after 2 attempts \(retries exhausted: true\): .*connection refused`,
 	},
+	"tls_custom": {
+		`(?m)^valid certificate\s+hello over TLS 1\.2 with TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384$`,
+		`(?m)^expired certificate\s+refused: expired$`,
+		`tls expired "127\.0\.0\.1": the server's certificate has expired or is not yet valid`,
+		`(?m)^certificate for another name\s+refused: name_mismatch$`,
+	},
+	"tls_mtls": {
+		`(?m)^first certificate:\s+server says: hello, billing-service \(first\)$`,
+		`level=INFO msg="connmgr: TLS material reloaded from disk" endpoint=127\.0\.0\.1 what="client certificate"`,
+		`(?m)^after renewal:\s+server says: hello, billing-service \(renewed\)$`,
+		`level=WARN msg="connmgr: TLS files changed but cannot be used; keeping the previous material"`,
+		`(?m)^after a bad write:\s+server says: hello, billing-service \(renewed\)$`,
+		`stats: reloads=1 reload_errors=1 last_reload_error="cert_file .*no PEM CERTIFICATE block found"`,
+	},
+	"tls_pinning": {
+		`(?m)^  - sha256/[A-Za-z0-9+/]{43}=$`,
+		`(?m)^server on the current key\s+200 OK$`,
+		`(?m)^server rotated to the backup key\s+200 OK$`,
+		`(?m)^server with an unpinned key\s+refused: 127\.0\.0\.1 presented \[sha256/[A-Za-z0-9+/]{43}=\]$`,
+		`(?m)^pin failures counted: 1$`,
+	},
 }
 
 func TestExamples(t *testing.T) {
