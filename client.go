@@ -282,7 +282,7 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig)
 		warnTLSIgnored(m.logger, key, cfg.TLS)
 		return ep, nil
 	}
-	et, err := newEndpointTLS(key, cfg.TLS, m.opts.tlsConfigs[key], m.logger, &ep.stats.tls)
+	et, err := newEndpointTLS(key, cfg.TLS, m.opts.tlsBase(key), m.logger, &ep.stats.tls)
 	if err != nil {
 		return nil, fmt.Errorf("connmgr: %s.tls: %w", endpointPath(key), err)
 	}

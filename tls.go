@@ -233,8 +233,9 @@ func SPKIPin(c *x509.Certificate) string { return spkiPin(c).String() }
 
 // WithTLSConfig makes c the base TLS configuration of the endpoint with
 // the given key ("default" for Config.Default; keys are matched as in
-// Config.Endpoints). c is cloned when the option is made and again for
-// each connection pool, and never modified.
+// Config.Endpoints). As with the config's fields, an endpoint without its
+// own base inherits the default's. c is cloned when the option is made
+// and again for each connection pool, and never modified.
 //
 // The file settings layer on top of the clone; precedence, field by field:
 //   - MinVersion: the higher of c.MinVersion and min_version (so never
@@ -291,6 +292,15 @@ func resolveTLSOptions(o *options, cc *compiledConfig) error {
 	}
 	o.tlsConfigs = out
 	return nil
+}
+
+// tlsBase is the WithTLSConfig base of an endpoint: its own, else the
+// default's, else nil.
+func (o *options) tlsBase(key string) *tls.Config {
+	if c, ok := o.tlsConfigs[key]; ok {
+		return c
+	}
+	return o.tlsConfigs[defaultKey]
 }
 
 // warnTLSIgnored logs that an endpoint's TLS settings have no effect

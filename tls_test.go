@@ -695,6 +695,14 @@ func TestWithTLSConfig(t *testing.T) {
 		callOK(t, m, srv.URL)
 		assert.Equal(t, 1, chains)
 	})
+	t.Run("endpoints inherit the default's base", func(t *testing.T) {
+		m := newTestManager(t, tlsConfigFor(TLSConfig{Pins: []string{SPKIPin(p.ca.Cert)}}),
+			WithTLSConfig("default", &tls.Config{RootCAs: p.ca.Pool()}))
+		callOK(t, m, srv.URL) // trusted through the inherited RootCAs
+		own := newTestManager(t, tlsConfigFor(TLSConfig{}),
+			WithTLSConfig("default", &tls.Config{RootCAs: p.ca.Pool()}), WithTLSConfig("127.0.0.1", &tls.Config{}))
+		callTLSFail(t, own, srv.URL, TLSUnknownAuthority) // its own base wins
+	})
 	t.Run("unknown endpoint key", func(t *testing.T) {
 		_, err := New(Config{}, WithTLSConfig("nowhere.test", &tls.Config{}))
 		assert.ErrorContains(t, err, `WithTLSConfig("nowhere.test"): no such endpoint`)
