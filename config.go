@@ -3,6 +3,7 @@ package connmgr
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -48,13 +49,33 @@ func Bool(b bool) *bool { return &b }
 // FieldError is one problem found in a Config: where, and what is wrong.
 type FieldError struct {
 	// Path names the field the way a config file spells it, for example
-	// endpoints["api.example.com"].retry.max_attempts.
+	// endpoints["api.example.com"].retry.max_attempts. It is empty for a
+	// problem with the file as a whole (a YAML syntax error), and names
+	// the variable ($PREFIX_DEFAULT__TIMEOUT) for a bad environment
+	// override.
 	Path string
+	// Line is the line of the file where the field is set, or 0 when the
+	// problem is not tied to a line (a Config built in code, a value
+	// inherited from the default block, an environment override).
+	Line int
 	// Problem says what is wrong with the value.
 	Problem string
 }
 
-func (e FieldError) Error() string { return e.Path + ": " + e.Problem }
+func (e FieldError) Error() string {
+	var b strings.Builder
+	if e.Line > 0 {
+		b.WriteString("line ")
+		b.WriteString(strconv.Itoa(e.Line))
+		b.WriteString(": ")
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Problem)
+	return b.String()
+}
 
 // ConfigError lists every problem found in a Config, not only the first.
 // New, Reload and LoadConfig return it; errors.As reaches it.

@@ -98,7 +98,8 @@ func compile(cfg Config) (*compiledConfig, error) {
 			continue
 		}
 		if key == defaultKey {
-			p.add(path, `"default" is reserved: use Config.Default (the "default" block)`)
+			// Not path: endpointPath("default") names the default block.
+			p.add("endpoints["+strconv.Quote(raw)+"]", `"default" is reserved: use Config.Default (the "default" block)`)
 			continue
 		}
 		if prev, dup := original[key]; dup {
@@ -109,7 +110,10 @@ func compile(cfg Config) (*compiledConfig, error) {
 		ec := cfg.Endpoints[raw]
 		validateEndpoint(&p, path, ec)
 		resolved := inherit(ec, def)
-		checkResolved(&p, path, resolved)
+		if ec.Retry.InitialBackoff != 0 || ec.Retry.MaxBackoff != 0 {
+			// Else the problem is the default block's, reported there once.
+			checkResolved(&p, path, resolved)
+		}
 		out.endpoints[key] = compiledEndpoint{kind: kind, cfg: resolved}
 		if resolved.Auth.APIKey != "" {
 			extraSecret = append(extraSecret, resolved.Auth.APIKeyHeader)
