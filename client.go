@@ -58,6 +58,9 @@ type Manager struct {
 	drained   chan struct{} // closed once closed is set and inflight is 0
 	drainOnce sync.Once
 	closeOnce sync.Once
+
+	// cfgWatch counts reloads and runs the file watcher (config_watch.go).
+	cfgWatch configWatch
 }
 
 var _ http.RoundTripper = (*Manager)(nil)
@@ -79,6 +82,9 @@ type options struct {
 	drainProgress func(remaining int64)
 	drainInterval time.Duration
 	tlsConfigs    map[string]*tls.Config // WithTLSConfig, by endpoint key
+	// reloadListener and configEnvPrefix: see config_watch.go.
+	reloadListener  func(error)
+	configEnvPrefix string
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.
@@ -157,7 +163,8 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 // returns the error. Endpoints whose settings did not change keep their
 // state (retry budget, pool, breaker); calls in flight finish under the
 // settings they started with. Counters in Stats survive.
-func (m *Manager) Reload(cfg Config) error {
+func (m *Manager) Reload(cfg Config) (err error) {
+	defer func() { m.recordReload(err) }() // runs after reloadMu is released
 	cc, err := compile(cfg)
 	if err != nil {
 		return err
@@ -548,6 +555,7 @@ func (m *Manager) Close() error {
 		for _, p := range plugins {
 			m.closePlugin(p)
 		}
+		m.stopWatch()
 		m.CloseIdleConnections()
 	})
 	return nil

@@ -153,18 +153,26 @@ func parseConfig(data []byte, format, source, prefix string, env environment) (C
 		fromEnv:  map[string]string{},
 		merged:   map[mergeKey]bool{},
 	}
-	cfg, ok := l.decode(data, format)
-	if ok && prefix != "" {
+	cfg, decoded := l.decode(data, format)
+	if decoded && prefix != "" {
 		l.applyOverrides(&cfg, prefix)
 	}
-	if len(l.problems) == 0 {
+	if decoded {
+		// Validate what could be decoded, so that every problem is listed
+		// at once, leaving out fields that already have one.
+		reported := map[string]bool{}
+		for _, p := range l.problems {
+			reported[p.Path] = true
+		}
 		if err := cfg.Validate(); err != nil {
 			var ce *ConfigError
 			if !errors.As(err, &ce) {
 				return Config{}, err
 			}
 			for _, p := range ce.Problems {
-				l.problems = append(l.problems, l.annotate(p))
+				if !coveredBy(p.Path, reported) {
+					l.problems = append(l.problems, l.annotate(p))
+				}
 			}
 		}
 	}
@@ -242,6 +250,16 @@ func (l *loader) annotate(p FieldError) FieldError {
 	return p
 }
 
+// coveredBy reports whether path or a block enclosing it is in paths.
+func coveredBy(path string, paths map[string]bool) bool {
+	for ; path != ""; path = parentPath(path) {
+		if paths[path] {
+			return true
+		}
+	}
+	return false
+}
+
 // parentPath strips the last element of a field path:
 // endpoints["a.b"].retry.max_attempts -> endpoints["a.b"].retry ->
 // endpoints["a.b"] -> endpoints -> "".
@@ -266,7 +284,8 @@ func parentPath(p string) string {
 }
 
 // decode parses data into a Config, collecting problems. It reports
-// whether it found none.
+// whether it got as far as decoding: then the Config holds every value
+// that could be decoded, and is worth validating for more problems.
 func (l *loader) decode(data []byte, format string) (Config, bool) {
 	var cfg Config
 	if len(data) > maxConfigFileSize {
@@ -307,7 +326,7 @@ func (l *loader) decode(data []byte, format string) (Config, bool) {
 			l.add(line, l.linePath[line], "%s", text)
 		}
 	}
-	return cfg, len(l.problems) == 0
+	return cfg, true
 }
 
 // decodeNode decodes n into v, turning a panic in the decoder into an

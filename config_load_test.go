@@ -472,6 +472,16 @@ endpoints:
 	if n := len(problemsOf(t, err)); n != 4 {
 		t.Errorf("got %d problems, want 4:\n%v", n, err)
 	}
+	// Both kinds together, and a field with a problem is not blamed twice
+	// (the unexpanded fallback would also name no endpoint).
+	_, err = parseYAML(t, "default:\n  timout: 1s\nendpoints:\n  a.com: {fallback: '${MISSING}', retry: {max_attempts: -1}}\n", nil)
+	ps := problemsOf(t, err)
+	if len(ps) != 3 {
+		t.Errorf("got %d problems, want 3:\n%v", len(ps), err)
+	}
+	wantProblem(t, err, 2, "default.timout", "unknown key")
+	wantProblem(t, err, 4, `endpoints["a.com"].fallback`, "MISSING is not set")
+	wantProblem(t, err, 4, `endpoints["a.com"].retry.max_attempts`, "must be >= 1")
 }
 
 func TestEnvExpansion(t *testing.T) {

@@ -2,11 +2,13 @@ module github.com/connmgr/connmgr
 
 go 1.24
 
-require go.yaml.in/yaml/v3 v3.0.4
+require (
+	github.com/fsnotify/fsnotify v1.9.0
+	go.yaml.in/yaml/v3 v3.0.4
+)
 
 require (
 	github.com/davecgh/go-spew v1.1.1 // indirect
-	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	github.com/sony/gobreaker/v2 v2.4.0 // indirect
 	github.com/stretchr/testify v1.11.1 // indirect

@@ -15,6 +15,8 @@ type Stats struct {
 	// Endpoints maps each configured endpoint key, and "default", to its
 	// numbers.
 	Endpoints map[string]EndpointStats `json:"endpoints"`
+	// Reload counts config reloads, from Reload and from Watch.
+	Reload ReloadStats `json:"reload"`
 }
 
 // EndpointStats are the numbers for one endpoint since the Manager
@@ -173,5 +175,6 @@ func (m *Manager) Stats() Stats {
 		s.Endpoints[key] = ep.stats.snapshot()
 	}
 	s.Endpoints[defaultKey] = t.def.stats.snapshot()
+	s.Reload = m.reloadStats()
 	return s
 }

@@ -1,0 +1,313 @@
+package connmgr
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// defaultWatchDebounce is how long Watch waits after the last change in a
+// burst before it reads the file: editors and deploy tools write a file
+// in several steps.
+const defaultWatchDebounce = 100 * time.Millisecond
+
+// ReloadStats counts config reloads: every call of Reload, and every
+// change Watch saw in the file it follows.
+type ReloadStats struct {
+	// Successes and Failures count reloads applied and refused. A refused
+	// reload changed nothing: the previous config is still running.
+	Successes uint64 `json:"successes"`
+	Failures  uint64 `json:"failures"`
+	// LastAttempt and LastSuccess are when the last reload was tried and
+	// the last one applied (zero: never).
+	LastAttempt time.Time `json:"last_attempt"`
+	LastSuccess time.Time `json:"last_success"`
+	// LastError is why the last reload was refused, or "" when it was
+	// applied. Values taken from the environment are not quoted in it.
+	LastError string `json:"last_error,omitempty"`
+	// WatchedFile is the file Watch follows, or "".
+	WatchedFile string `json:"watched_file,omitempty"`
+}
+
+// WithReloadListener has the Manager call fn after every reload, from
+// Reload or from Watch, with nil when it was applied and the error when
+// it was refused (the previous config then keeps running). fn runs
+// outside the Manager's locks, on the goroutine that reloaded (Watch's
+// own for file changes), and must not call Close or Shutdown, which wait
+// for that goroutine.
+func WithReloadListener(fn func(error)) Option {
+	return optionFunc(func(o *options) { o.reloadListener = fn })
+}
+
+// WithConfigEnvPrefix has Watch load its file as LoadConfigEnv does with
+// prefix: environment overrides such as PREFIXDEFAULT__TIMEOUT=5s apply
+// on every reload.
+func WithConfigEnvPrefix(prefix string) Option {
+	return optionFunc(func(o *options) { o.configEnvPrefix = prefix })
+}
+
+// configWatch is the Manager's record of reloads and the file watcher it
+// may run.
+type configWatch struct {
+	// statsMu guards stats.
+	statsMu sync.Mutex
+	stats   ReloadStats
+
+	// watchMu serializes Watch and stopping the watcher, and guards
+	// watcher.
+	watchMu sync.Mutex
+	watcher *fileWatcher
+	// debounce overrides defaultWatchDebounce when > 0 (tests).
+	debounce time.Duration
+}
+
+// recordReload counts a reload attempt and tells the listener. It must
+// be called without holding reloadMu.
+func (m *Manager) recordReload(err error) {
+	now := m.now()
+	w := &m.cfgWatch
+	w.statsMu.Lock()
+	w.stats.LastAttempt = now
+	if err == nil {
+		w.stats.Successes++
+		w.stats.LastSuccess = now
+		w.stats.LastError = ""
+	} else {
+		w.stats.Failures++
+		w.stats.LastError = err.Error()
+	}
+	w.statsMu.Unlock()
+	if fn := m.opts.reloadListener; fn != nil {
+		fn(err)
+	}
+}
+
+func (m *Manager) reloadStats() ReloadStats {
+	m.cfgWatch.statsMu.Lock()
+	defer m.cfgWatch.statsMu.Unlock()
+	return m.cfgWatch.stats
+}
+
+// Watch loads the config file at path (as LoadConfig does, or
+// LoadConfigEnv with WithConfigEnvPrefix), applies it with Reload, and
+// then follows the file until the Manager is closed: each change is
+// loaded, validated and swapped in whole. It returns the error of that
+// first load, and then follows nothing.
+//
+// Watch watches the file's directory, not the file, so that the file
+// being replaced by a rename (how editors and deploy tools write) and
+// Kubernetes' swap of a ConfigMap's ..data symlink are seen; it also
+// watches the directory of the file a symlink resolves to. Bursts of
+// changes are debounced (100ms); a change that leaves the bytes as they
+// were is ignored.
+//
+// A file that does not load or validate changes nothing: the running
+// config stays, the error is logged, counted in Stats().Reload, and
+// passed to the WithReloadListener callback; the next change that fixes
+// the file is applied. Endpoints whose settings did not change keep their
+// state (breaker, limiter, retry budget, connections), and calls in
+// flight finish under the config they started with, as with Reload.
+//
+// A Manager follows one file: a second Watch fails. Watch after Close
+// fails with ErrClosed. Close stops the watcher and waits for it.
+func (m *Manager) Watch(path string) error {
+	w := &m.cfgWatch
+	w.watchMu.Lock()
+	defer w.watchMu.Unlock()
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	if w.watcher != nil {
+		return fmt.Errorf("connmgr: Watch: already watching %s", w.watcher.path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("connmgr: Watch: %w", err)
+	}
+	format, err := configFormat(abs)
+	if err != nil {
+		return err
+	}
+	fw := &fileWatcher{
+		m:        m,
+		path:     abs,
+		format:   format,
+		prefix:   m.opts.configEnvPrefix,
+		debounce: w.debounce,
+		dirs:     map[string]bool{},
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if fw.debounce <= 0 {
+		fw.debounce = defaultWatchDebounce
+	}
+	// Start watching before the first read, so a change made between the
+	// read and the watch is not missed.
+	if fw.fsw, err = fsnotify.NewWatcher(); err != nil {
+		return fmt.Errorf("connmgr: Watch %s: %w", abs, err)
+	}
+	if err := fw.syncDirs(); err != nil {
+		_ = fw.fsw.Close()
+		return fmt.Errorf("connmgr: Watch %s: %w", abs, err)
+	}
+	data, err := readConfigFile(abs)
+	if err == nil {
+		var cfg Config
+		if cfg, err = parseConfig(data, format, abs, fw.prefix, osEnvironment()); err != nil {
+			m.recordReload(err)
+		} else {
+			err = m.Reload(cfg)
+		}
+	} else {
+		m.recordReload(err)
+	}
+	if err != nil {
+		_ = fw.fsw.Close()
+		return err
+	}
+	fw.last = data
+	w.watcher = fw
+	w.statsMu.Lock()
+	w.stats.WatchedFile = abs
+	w.statsMu.Unlock()
+	go fw.run()
+	return nil
+}
+
+// stopWatch stops the watcher, if any, and waits for it to end. Close
+// calls it.
+func (m *Manager) stopWatch() {
+	w := &m.cfgWatch
+	w.watchMu.Lock()
+	fw := w.watcher
+	w.watchMu.Unlock()
+	if fw == nil {
+		return
+	}
+	fw.stopOnce.Do(func() { close(fw.stop) })
+	<-fw.done
+}
+
+// fileWatcher follows one config file. Its fields other than stop and
+// done belong to its goroutine once run starts.
+type fileWatcher struct {
+	m        *Manager
+	path     string // absolute
+	format   string
+	prefix   string
+	debounce time.Duration
+	fsw      *fsnotify.Watcher
+	dirs     map[string]bool // directories being watched
+	last     []byte          // contents of the last load tried; nil after a read error
+	lastErr  string          // the last read error, so one missing file is reported once
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+func (fw *fileWatcher) run() {
+	defer close(fw.done)
+	defer fw.fsw.Close()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-fw.stop:
+			return
+		case ev, ok := <-fw.fsw.Events:
+			if !ok {
+				return
+			}
+			if ev.Op == fsnotify.Chmod {
+				continue // permissions and timestamps do not change a config
+			}
+			timer.Reset(fw.debounce)
+		case err, ok := <-fw.fsw.Errors:
+			if !ok {
+				return
+			}
+			// An overflowed event queue may have lost the change: look.
+			fw.m.logger.Warn("connmgr: config watcher", slog.String("file", fw.path), slog.String("error", err.Error()))
+			timer.Reset(fw.debounce)
+		case <-timer.C:
+			fw.reload()
+		}
+	}
+}
+
+// reload loads the file if its contents changed and applies it.
+func (fw *fileWatcher) reload() {
+	m := fw.m
+	defer func() {
+		if err := fw.syncDirs(); err != nil {
+			m.logger.Warn("connmgr: config watcher", slog.String("file", fw.path), slog.String("error", err.Error()))
+		}
+	}()
+	data, err := readConfigFile(fw.path)
+	if err != nil {
+		if err.Error() == fw.lastErr {
+			return
+		}
+		fw.last, fw.lastErr = nil, err.Error()
+		m.logger.Error("connmgr: config reload failed; the previous config is still in use",
+			slog.String("file", fw.path), slog.String("error", err.Error()))
+		m.recordReload(err)
+		return
+	}
+	fw.lastErr = ""
+	if fw.last != nil && bytes.Equal(data, fw.last) {
+		return
+	}
+	fw.last = data
+	cfg, err := parseConfig(data, fw.format, fw.path, fw.prefix, osEnvironment())
+	if err != nil {
+		m.recordReload(err)
+	} else {
+		err = m.Reload(cfg)
+	}
+	switch {
+	case errors.Is(err, ErrClosed):
+	case err != nil:
+		m.logger.Error("connmgr: config reload failed; the previous config is still in use",
+			slog.String("file", fw.path), slog.String("error", err.Error()))
+	default:
+		m.logger.Info("connmgr: config reloaded", slog.String("file", fw.path))
+	}
+}
+
+// syncDirs watches the file's directory and the directory of the file
+// its symlinks resolve to (which moves when a symlink is swapped), and
+// stops watching directories it no longer needs.
+func (fw *fileWatcher) syncDirs() error {
+	want := map[string]bool{filepath.Dir(fw.path): true}
+	if real, err := filepath.EvalSymlinks(fw.path); err == nil {
+		want[filepath.Dir(real)] = true
+	}
+	var firstErr error
+	for dir := range want {
+		if fw.dirs[dir] {
+			continue
+		}
+		if err := fw.fsw.Add(dir); err != nil {
+			if firstErr == nil && dir == filepath.Dir(fw.path) {
+				firstErr = err
+			}
+			continue
+		}
+		fw.dirs[dir] = true
+	}
+	for dir := range fw.dirs {
+		if !want[dir] {
+			_ = fw.fsw.Remove(dir) // fails harmlessly when the directory is gone
+			delete(fw.dirs, dir)
+		}
+	}
+	return firstErr
+}
