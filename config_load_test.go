@@ -440,7 +440,7 @@ func TestValidationRules(t *testing.T) {
 		{"port without host", `endpoints: {":80": {}}`, `endpoints[":80"]`, "host and a port"},
 		{"bare IPv6 with port", `endpoints: {"::1:80x": {}}`, `endpoints["::1:80x"]`, "bracketed"},
 		{"default as key", `endpoints: {default: {}}`, `endpoints["default"]`, "reserved"},
-		{"same key twice, case aside", `endpoints: {A.com: {}, a.com: {}}`, `endpoints["a.com"]`, "case-insensitive"},
+		{"same key twice, case aside", `endpoints: {A.com: {}, a.com: {}}`, `endpoints["A.com"]`, "case-insensitive"},
 		{"bad redact header", `redact: {headers: ["a b"]}`, "redact.headers[0]", "not a valid header name"},
 		{"empty redact query key", `redact: {query_keys: [" "]}`, "redact.query_keys[0]", "must not be empty"},
 	}
