@@ -127,12 +127,12 @@ func loadConfigFile(path, prefix string, env environment) (Config, error) {
 func readConfigFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("connmgr: config: %w", err)
+		return nil, fmt.Errorf("connmgr: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxConfigFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("connmgr: config: %w", err)
+		return nil, fmt.Errorf("connmgr: %w", err)
 	}
 	if len(data) > maxConfigFileSize {
 		return nil, fmt.Errorf("connmgr: config file %s is larger than %d MiB", path, maxConfigFileSize>>20)

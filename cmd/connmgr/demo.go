@@ -26,6 +26,7 @@ type demoOptions struct {
 	workers  int
 	seed     uint64
 	verbose  bool
+	config   string // a config file to run instead of the built-in policy
 }
 
 // drainTimeout bounds how long the demo waits for calls in flight once
@@ -46,6 +47,12 @@ the Manager's Stats and what they mean. Ctrl-C stops it early, cleanly.
 The upstreams' faults depend only on --seed, so a seed replays the same
 faults; the timing of the calls still varies.
 
+--config FILE runs your own policy (a connmgr config file) against the
+upstreams instead of the demo's. Name endpoints after the upstreams
+(healthy, flaky, slow, limited, resetting) to give one its own settings;
+the others get your default block. Keys that name no upstream are
+checked but match nothing.
+
 Flags:
 `
 
@@ -53,6 +60,8 @@ const demoExample = `
 Example:
 
 	go run ./cmd/connmgr demo --duration 30s --workers 8 --seed 7
+	connmgr config sample > policy.yaml   # edit: add endpoints "flaky", "slow", ...
+	go run ./cmd/connmgr demo --config policy.yaml
 `
 
 // parseDemoFlags parses the demo's flags. When it returns ok false, the
@@ -70,6 +79,7 @@ func parseDemoFlags(args []string, stdout, stderr io.Writer) (opts demoOptions, 
 	fs.IntVar(&opts.workers, "workers", 4, "goroutines sending calls, each about "+strconv.Itoa(callsPerWorker)+" a second")
 	fs.Uint64Var(&opts.seed, "seed", 1, "seed for the upstreams' faults and the workers' pacing")
 	fs.BoolVar(&opts.verbose, "verbose", false, "log each retry (connmgr's slog debug output) to stderr")
+	fs.StringVar(&opts.config, "config", "", "run the policy in this config file (.yaml or .json) instead of the demo's")
 
 	err := fs.Parse(args)
 	switch {
@@ -106,6 +116,12 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if opts.config != "" {
+		// Check the file before starting anything: a bad file is a usage error.
+		if _, err := connmgr.LoadConfig(opts.config); err != nil {
+			return configError("connmgr demo", err, stderr)
+		}
+	}
 	if err := demoMain(ctx, stop, opts, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "connmgr demo: %v\n", err)
 		return 1

@@ -94,11 +94,8 @@ func slowSteps(seed uint64) func(int64, *http.Request) connmgrtest.Step {
 
 // demoConfig is the policy the demo runs under, with its endpoints keyed
 // by upstream name; bindUpstreams rekeys them to the upstreams'
-// addresses once those are known.
-//
-// This is the spot for a --config FILE flag: load the file with
-// connmgr.LoadConfig instead, keeping the upstream names as endpoint
-// keys, and the rest of the demo runs unchanged.
+// addresses once those are known. --config FILE replaces it (see
+// loadDemoConfig).
 func demoConfig() connmgr.Config {
 	return connmgr.Config{
 		Default: connmgr.EndpointConfig{
@@ -136,15 +133,22 @@ func demoConfig() connmgr.Config {
 	}
 }
 
-// loadDemoConfig returns the config the demo runs with. Today that is
-// always demoConfig; a --config flag would be handled here.
-func loadDemoConfig(_ demoOptions) (connmgr.Config, error) {
-	return demoConfig(), nil
+// loadDemoConfig returns the config the demo runs with: demoConfig, or
+// the file --config names, loaded with connmgr.LoadConfig. Its endpoints
+// keyed by upstream name are bound to the upstreams like demoConfig's;
+// upstreams it does not name get its default block.
+func loadDemoConfig(opts demoOptions) (connmgr.Config, error) {
+	if opts.config == "" {
+		return demoConfig(), nil
+	}
+	return connmgr.LoadConfig(opts.config)
 }
 
 // bindUpstreams returns cfg with every endpoint key (and fallback) that
 // names an upstream replaced by that upstream's "host:port", so that the
-// requests sent to it match. Other keys are kept.
+// requests sent to it match. Other keys are kept. An upstream cfg does
+// not name gets an empty endpoint, which inherits the default block: so
+// each upstream has its own numbers in Stats.
 func bindUpstreams(cfg connmgr.Config, ups []*upstream) connmgr.Config {
 	addr := make(map[string]string, len(ups))
 	for _, u := range ups {
@@ -160,6 +164,13 @@ func bindUpstreams(cfg connmgr.Config, ups []*upstream) connmgr.Config {
 			ec.Fallback = a
 		}
 		out.Endpoints[key] = ec
+	}
+	for _, u := range ups {
+		if _, named := cfg.Endpoints[u.name]; !named {
+			if _, bound := out.Endpoints[u.srv.Addr()]; !bound {
+				out.Endpoints[u.srv.Addr()] = connmgr.EndpointConfig{}
+			}
+		}
 	}
 	return out
 }

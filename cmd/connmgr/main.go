@@ -6,8 +6,12 @@
 //
 // The commands are:
 //
+//	get, head, post, put, delete
+//	        send a request through connmgr's policy, like curl
+//	request send a request with any method (-X METHOD)
+//	config  print a sample config (sample) or check a config file (check)
 //	demo    run local faulty upstreams and watch connmgr cope with them
-//	help    show this help, or a command's: connmgr help demo
+//	help    show this help, or a command's: connmgr help get
 //
 // Start with
 //
@@ -17,6 +21,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 )
 
@@ -34,13 +39,22 @@ type command struct {
 // commands lists the subcommands in the order the usage text shows them.
 func commands() []command {
 	return []command{
+		{"get", "send a GET through connmgr's policy, like curl", requestCommand("get", http.MethodGet)},
+		{"head", "send a HEAD", requestCommand("head", http.MethodHead)},
+		{"post", "send a POST (--data)", requestCommand("post", http.MethodPost)},
+		{"put", "send a PUT (--data)", requestCommand("put", http.MethodPut)},
+		{"delete", "send a DELETE", requestCommand("delete", http.MethodDelete)},
+		{"request", "send a request with any method: -X METHOD", requestCommand("request", "")},
+		{"config", "print a sample config, or check a config file", runConfig},
 		{"demo", "run local faulty upstreams and watch connmgr cope with them",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) int { return runDemo(args, stdout, stderr) }},
 	}
 }
 
 // run is the whole program, minus the process: it returns the exit code,
-// 0 on success, 1 when a command failed and 2 for a usage error.
+// 0 on success, 1 when a command failed (a config check found problems,
+// a request got a status >= 400), 2 for a usage error, and 3 when a
+// request got no response.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
@@ -77,8 +91,21 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, "connmgr: resilient outbound HTTP, from the command line.\n\n")
 	fmt.Fprint(w, "Usage:\n\n\tconnmgr <command> [flags]\n\nCommands:\n\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "\t%-8s%s\n", c.name, c.summary)
+		fmt.Fprintf(w, "\t%-9s%s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\t%-8s%s\n", "help", "show this help, or a command's: connmgr help demo")
+	fmt.Fprintf(w, "\t%-9s%s\n", "help", "show this help, or a command's: connmgr help demo")
 	fmt.Fprint(w, "\nRun \"connmgr <command> --help\" for a command's flags. Start with:\n\n\tgo run ./cmd/connmgr demo\n")
+	fmt.Fprint(w, `
+Examples:
+
+	connmgr get -v https://api.example.com/v1/items
+	connmgr config sample > connmgr.yaml
+	connmgr config check connmgr.yaml
+	connmgr post --config connmgr.yaml -d @order.json https://api.example.com/v1/orders
+	connmgr demo --config connmgr.yaml
+
+Exit codes: 0 success; 1 the command failed (a config check found
+problems, a request got a status >= 400); 2 usage error; 3 a request got
+no response (connection, timeout, breaker, rate limit).
+`)
 }
