@@ -32,7 +32,7 @@ func TestEnvOverrides(t *testing.T) {
 		"CM_DEFAULT__AUTH__BEARER_TOKEN":                           "tok: {not: yaml}",
 		"CM_ENDPOINTS__API_EXAMPLE_COM__RETRY__MAX_ATTEMPTS":       "6",
 		"CM_ENDPOINTS__API_EXAMPLE_COM__RATE_LIMIT__RATE":          "2.5",
-		"CM_ENDPOINTS____INTERNAL_EXAMPLE_COM__TLS__PINS":          "sha256/a,sha256/b",
+		"CM_ENDPOINTS____INTERNAL_EXAMPLE_COM__TLS__PINS":          "sha256/ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs=,sha256/PiPoFgA5WUoziU9lZOGxNIu9egCI1CxKy3PurtWcAJ0=",
 		"CM_ENDPOINTS__LOCALHOST_8080__RETRY__RETRY_ON":            "[]",
 		"cm_endpoints__localhost_8080__max_concurrent":             "3", // wrong case: not the prefix
 		"CM_endpoints__localhost_8080__max_concurrent":             "9", // names are case-insensitive after the prefix
@@ -54,7 +54,7 @@ func TestEnvOverrides(t *testing.T) {
 	if api.Retry.MaxAttempts != 6 || api.RateLimit.Rate != 2.5 || !*api.CircuitBreaker.Disabled {
 		t.Errorf("api.example.com = %+v", api)
 	}
-	if got := cfg.Endpoints["*.internal.example.com"].TLS.Pins; !reflect.DeepEqual(got, []string{"sha256/a", "sha256/b"}) {
+	if got := cfg.Endpoints["*.internal.example.com"].TLS.Pins; !reflect.DeepEqual(got, []string{"sha256/ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs=", "sha256/PiPoFgA5WUoziU9lZOGxNIu9egCI1CxKy3PurtWcAJ0="}) {
 		t.Errorf("pins = %q", got)
 	}
 	lh := cfg.Endpoints["localhost:8080"]

@@ -87,7 +87,7 @@ default:
     keep_alive: 15s
     tls_handshake_timeout: 4s
     disable_http2: true
-  tls: {min_version: "1.3", ca_mode: replace, pins_only: false, insecure_skip_verify: false}
+  tls: {min_version: "1.3", ca_mode: append, pins_only: false, insecure_skip_verify: false}
   rate_limit: {rate: 10, per: 1s, burst: 5, max_wait: 100ms, disabled: false}
   circuit_breaker: {consecutive_failures: 7, recovery_timeout: 20s, disabled: false}
   max_concurrent: 100
@@ -98,7 +98,7 @@ endpoints:
     fallback: backup.example.com
   backup.example.com:
     auth: {username: svc, password: "${PASSWORD:-hunter2}"}
-    tls: {pins: ["sha256/AAAA"], server_name: backup.internal}
+    tls: {pins: ["sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="], server_name: backup.internal}
   "*.internal.example.com":
     auth: {api_key: k, api_key_header: X-Key}
     rate_limit: {disabled: true}
@@ -132,7 +132,7 @@ const fullJSON = `{
 			"tls_handshake_timeout": "4s",
 			"disable_http2": true
 		},
-		"tls": {"min_version": "1.3", "ca_mode": "replace", "pins_only": false, "insecure_skip_verify": false},
+		"tls": {"min_version": "1.3", "ca_mode": "append", "pins_only": false, "insecure_skip_verify": false},
 		"rate_limit": {"rate": 10, "per": "1s", "burst": 5, "max_wait": "100ms", "disabled": false},
 		"circuit_breaker": {"consecutive_failures": 7, "recovery_timeout": "20s", "disabled": false},
 		"max_concurrent": 100
@@ -145,7 +145,7 @@ const fullJSON = `{
 		},
 		"backup.example.com": {
 			"auth": {"username": "svc", "password": "${PASSWORD:-hunter2}"},
-			"tls": {"pins": ["sha256/AAAA"], "server_name": "backup.internal"}
+			"tls": {"pins": ["sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="], "server_name": "backup.internal"}
 		},
 		"*.internal.example.com": {
 			"auth": {"api_key": "k", "api_key_header": "X-Key"},
@@ -174,7 +174,7 @@ func fullConfig() Config {
 				DialTimeout: 3 * time.Second, KeepAlive: 15 * time.Second, TLSHandshakeTimeout: 4 * time.Second,
 				DisableHTTP2: Bool(true),
 			},
-			TLS:            TLSConfig{MinVersion: "1.3", CAMode: "replace", PinsOnly: Bool(false), InsecureSkipVerify: Bool(false)},
+			TLS:            TLSConfig{MinVersion: "1.3", CAMode: "append", PinsOnly: Bool(false), InsecureSkipVerify: Bool(false)},
 			RateLimit:      RateLimitConfig{Rate: 10, Per: time.Second, Burst: 5, MaxWait: 100 * time.Millisecond, Disabled: Bool(false)},
 			CircuitBreaker: BreakerConfig{ConsecutiveFailures: 7, RecoveryTimeout: 20 * time.Second, Disabled: Bool(false)},
 			MaxConcurrent:  100,
@@ -187,7 +187,7 @@ func fullConfig() Config {
 			},
 			"backup.example.com": {
 				Auth: AuthConfig{Username: "svc", Password: "hunter2"},
-				TLS:  TLSConfig{Pins: []string{"sha256/AAAA"}, ServerName: "backup.internal"},
+				TLS:  TLSConfig{Pins: []string{"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, ServerName: "backup.internal"},
 			},
 			"*.internal.example.com": {
 				Auth:          AuthConfig{APIKey: "k", APIKeyHeader: "X-Key"},

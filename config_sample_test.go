@@ -132,7 +132,7 @@ func TestEffectiveAndRedacted(t *testing.T) {
 			"API.Example.com": {
 				Auth:    AuthConfig{APIKey: "key", APIKeyHeader: "X-Key"},
 				Headers: map[string]string{"X-Key": "also-secret", "X-Session": "s"},
-				TLS:     TLSConfig{KeyPassword: "pw"},
+				TLS:     TLSConfig{CertFile: "c.pem", KeyFile: "k.pem", KeyPassword: "pw"},
 			},
 			"b.com": {Auth: AuthConfig{Username: "u", Password: "pw"}},
 			"c.com": {Auth: AuthConfig{BearerToken: "tok"}},

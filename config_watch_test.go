@@ -70,9 +70,9 @@ func watched(t *testing.T, path string, opts ...Option) (*Manager, *reloads) {
 
 func defaultTimeout(m *Manager) time.Duration { return m.table.Load().def.cfg.Timeout }
 
-// replaceFile writes content to path the way editors and deploy tools
+// replaceConfig writes content to path the way editors and deploy tools
 // do: to a temporary file in the same directory, then a rename.
-func replaceFile(t *testing.T, path, content string) {
+func replaceConfig(t *testing.T, path, content string) {
 	t.Helper()
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
@@ -146,7 +146,7 @@ func TestWatchSeesChanges(t *testing.T) {
 	t.Run("atomic rename", func(t *testing.T) {
 		path := writeFile(t, t.TempDir(), "c.yaml", timeoutYAML("1s"))
 		m, r := watched(t, path)
-		replaceFile(t, path, timeoutYAML("3s"))
+		replaceConfig(t, path, timeoutYAML("3s"))
 		if err := r.next(t); err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestWatchSeesChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, r := watched(t, path)
-		replaceFile(t, target, timeoutYAML("7s"))
+		replaceConfig(t, target, timeoutYAML("7s"))
 		if err := r.next(t); err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func TestWatchSeesChanges(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		path := writeFile(t, t.TempDir(), "c.json", `{"default": {"timeout": "1s"}}`)
 		m, r := watched(t, path)
-		replaceFile(t, path, `{"default": {"timeout": "8s"}}`)
+		replaceConfig(t, path, `{"default": {"timeout": "8s"}}`)
 		if err := r.next(t); err != nil {
 			t.Fatal(err)
 		}
@@ -199,8 +199,8 @@ func TestWatchIgnoresWhatDoesNotChangeTheConfig(t *testing.T) {
 	dir := t.TempDir()
 	path := writeFile(t, dir, "c.yaml", timeoutYAML("1s"))
 	_, r := watched(t, path)
-	replaceFile(t, path, timeoutYAML("1s")) // same bytes
-	writeFile(t, dir, "other.txt", "x")     // another file in the directory
+	replaceConfig(t, path, timeoutYAML("1s")) // same bytes
+	writeFile(t, dir, "other.txt", "x")       // another file in the directory
 	now := time.Now()
 	if err := os.Chtimes(path, now, now); err != nil {
 		t.Fatal(err)
@@ -213,7 +213,7 @@ func TestWatchBadFileKeepsOldConfig(t *testing.T) {
 	m, r := watched(t, path)
 	before := m.table.Load()
 
-	replaceFile(t, path, "default:\n  timeout: 1s\n  retry: {max_attempts: -1}\nendpoints:\n  a.example.com: {timout: 2s}\n")
+	replaceConfig(t, path, "default:\n  timeout: 1s\n  retry: {max_attempts: -1}\nendpoints:\n  a.example.com: {timout: 2s}\n")
 	err := r.next(t)
 	var ce *ConfigError
 	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
@@ -242,7 +242,7 @@ func TestWatchBadFileKeepsOldConfig(t *testing.T) {
 	}
 
 	// Fixed: the next change applies.
-	replaceFile(t, path, "default:\n  timeout: 5s\nendpoints:\n  a.example.com: {timeout: 2s}\n")
+	replaceConfig(t, path, "default:\n  timeout: 5s\nendpoints:\n  a.example.com: {timeout: 2s}\n")
 	if err := r.next(t); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestWatchWithEnvPrefix(t *testing.T) {
 	if got := defaultTimeout(m); got != 9*time.Second {
 		t.Errorf("timeout = %v, want 9s", got)
 	}
-	replaceFile(t, path, timeoutYAML("2s")+"  total_timeout: 1m\n")
+	replaceConfig(t, path, timeoutYAML("2s")+"  total_timeout: 1m\n")
 	if err := r.next(t); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestCloseStopsWatcher(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; i < 20; i++ {
-			replaceFile(t, path, timeoutYAML(fmt.Sprintf("%ds", i+2)))
+			replaceConfig(t, path, timeoutYAML(fmt.Sprintf("%ds", i+2)))
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
@@ -457,7 +457,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			k.swap(t, config(i))
 		} else {
 			// An atomic rename inside the directory the symlinks lead to.
-			replaceFile(t, filepath.Join(k.dir, "..data", "config.yaml"), config(i))
+			replaceConfig(t, filepath.Join(k.dir, "..data", "config.yaml"), config(i))
 		}
 		if err := r.next(t); err != nil {
 			t.Fatalf("change %d: %v", i, err)

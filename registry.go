@@ -72,6 +72,12 @@ func compile(cfg Config) (*compiledConfig, error) {
 	validateEndpoint(&p, defaultKey, cfg.Default)
 	def := inherit(cfg.Default, base)
 	checkResolved(&p, defaultKey, def)
+	// A problem an endpoint only inherits from the default block is
+	// reported once, there, not again for every endpoint.
+	inherited := make(map[string]bool, len(p.list))
+	for _, fe := range p.list {
+		inherited[strings.TrimPrefix(fe.Path, defaultKey)+"\x00"+fe.Problem] = true
+	}
 
 	out := &compiledConfig{def: def, endpoints: make(map[string]compiledEndpoint, len(cfg.Endpoints))}
 	original := make(map[string]string, len(cfg.Endpoints))
@@ -110,9 +116,12 @@ func compile(cfg Config) (*compiledConfig, error) {
 		ec := cfg.Endpoints[raw]
 		validateEndpoint(&p, path, ec)
 		resolved := inherit(ec, def)
-		if ec.Retry.InitialBackoff != 0 || ec.Retry.MaxBackoff != 0 {
-			// Else the problem is the default block's, reported there once.
-			checkResolved(&p, path, resolved)
+		var rp problems
+		checkResolved(&rp, path, resolved)
+		for _, fe := range rp.list {
+			if !inherited[strings.TrimPrefix(fe.Path, path)+"\x00"+fe.Problem] {
+				p.list = append(p.list, fe)
+			}
 		}
 		out.endpoints[key] = compiledEndpoint{kind: kind, cfg: resolved}
 		if resolved.Auth.APIKey != "" {
