@@ -181,7 +181,7 @@ type CircuitOpenError struct {
 func (e *CircuitOpenError) Error() string {
 	s := "connmgr: circuit breaker for " + e.Upstream + " is " + e.State.String()
 	if e.State == BreakerOpen {
-		s += ", next probe in " + e.RetryIn.String()
+		s += ", next probe in " + e.RetryIn.Round(time.Millisecond).String()
 	} else {
 		s += ", probes in flight"
 	}

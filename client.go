@@ -81,6 +81,7 @@ type options struct {
 	drainInterval time.Duration
 	tlsConfigs    map[string]*tls.Config // WithTLSConfig, by endpoint key
 
+	clock          func() time.Time // tests only: see withClock
 	stateListeners []func(StateChange)
 	keyFuncs       map[string]KeyFunc // by lower-cased endpoint key
 }
@@ -133,6 +134,9 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	if m.opts.drainInterval <= 0 {
 		m.opts.drainInterval = time.Second
+	}
+	if m.opts.clock != nil {
+		m.now, m.realClock = m.opts.clock, false
 	}
 	m.client = &http.Client{Transport: m}
 	m.events = &dispatcher{deliver: m.deliverStateChange}

@@ -304,3 +304,9 @@ func (m *Manager) call(ep *endpoint, req *http.Request, hops int) (*http.Respons
 	ep.budget.deposit()
 	return m.send(ep, req, hops)
 }
+
+// withClock replaces the Manager's clock, for tests that step time. It is
+// unexported: time is an input of the pure logic, not a user setting.
+func withClock(now func() time.Time) Option {
+	return optionFunc(func(o *options) { o.clock = now })
+}

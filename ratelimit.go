@@ -201,7 +201,7 @@ func (e *RateLimitError) Error() string {
 	if e.Paused {
 		s += " (paused by upstream)"
 	}
-	return s + ", next token in " + e.RetryIn.String()
+	return s + ", next token in " + e.RetryIn.Round(time.Millisecond).String()
 }
 
 // Is reports whether target is ErrRateLimited.
