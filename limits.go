@@ -2,6 +2,7 @@ package connmgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -219,9 +220,10 @@ func (m *Manager) roundTrip(ep *endpoint, p permit, areq *http.Request) (*http.R
 // feedback reports an attempt's outcome to its breaker (exactly once per
 // permit) and its answer to the limiter. latency runs from sending to the
 // response headers. ctx is the caller's context.
-func (m *Manager) feedback(ctx context.Context, ep *endpoint, p permit, bk *bucket, resp *http.Response, err error, latency time.Duration, now time.Time) {
+func (m *Manager) feedback(ctx context.Context, ep *endpoint, p permit, bk *bucket, resp *http.Response, err error,
+	attemptDeadline time.Time, latency time.Duration, now time.Time) {
 	if p.b != nil {
-		o, cause := breakerOutcome(ctx, p.b.policy, resp, err, latency)
+		o, cause := breakerOutcome(ctx, p.b.policy, resp, err, attemptDeadline, latency)
 		p.done(ep.key, o, cause, now)
 	}
 	if bk != nil && err == nil {
@@ -230,11 +232,17 @@ func (m *Manager) feedback(ctx context.Context, ep *endpoint, p permit, bk *buck
 }
 
 // breakerOutcome classifies an attempt for a breaker: transport errors,
-// timeouts, failure statuses and slow calls fail; the caller's own
-// cancellation (or its own deadline) is neither a success nor a failure.
-func breakerOutcome(ctx context.Context, p *breakerPolicy, resp *http.Response, err error, latency time.Duration) (outcome, error) {
+// timeouts (per try and total), failure statuses and slow calls fail; the
+// caller's own cancellation or deadline is neither a success nor a
+// failure. attemptDeadline is the deadline the attempt ran under: when
+// the caller's deadline is what set it, its expiry is the caller's, even
+// if the attempt's own timer fired first.
+func breakerOutcome(ctx context.Context, p *breakerPolicy, resp *http.Response, err error, attemptDeadline time.Time, latency time.Duration) (outcome, error) {
 	if err != nil {
 		if ctx.Err() != nil {
+			return outcomeIgnored, nil
+		}
+		if d, ok := ctx.Deadline(); ok && !attemptDeadline.Before(d) && errors.Is(err, context.DeadlineExceeded) {
 			return outcomeIgnored, nil
 		}
 		return outcomeFailure, err
