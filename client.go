@@ -291,8 +291,9 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 		setHeaders:   headersToSet(cfg),
 	}
 	if cfg.Fallback != "" {
-		ep.fallback, _, _ = normalizeKey(cfg.Fallback)
-		ep.fallbackHost = fallbackAuthority(ep.fallback)
+		var fbKind endpointKind
+		ep.fallback, fbKind, _ = normalizeKey(cfg.Fallback)
+		ep.fallbackHost = fallbackAuthority(ep.fallback, fbKind)
 	}
 	m.buildLimits(ep, prev, old, groups)
 	if s := m.stats[key]; s != nil {

@@ -74,8 +74,8 @@ func prevBulkhead(prev *endpoint) *bulkhead {
 
 // fallbackAuthority is the URL authority for a normalized "host" or
 // "host:port" key.
-func fallbackAuthority(key string) string {
-	if strings.Contains(key, ":") && !strings.HasPrefix(key, "[") {
+func fallbackAuthority(key string, kind endpointKind) string {
+	if kind == kindHost && strings.Contains(key, ":") {
 		return "[" + key + "]" // a bare IPv6 address
 	}
 	return key
