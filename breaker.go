@@ -3,7 +3,9 @@ package connmgr
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -327,26 +329,29 @@ const (
 // half-open lazily when read (no timers), and transitions are handed to
 // the dispatcher under the lock but delivered to listeners after it.
 //
-// The closed-state admission is one atomic load; an outcome takes mu
-// once. Neither allocates.
+// The closed-state admission is one atomic load, and a closed-state
+// success a few more (the window's buckets and the consecutive-failure
+// count are atomics); everything else takes mu. None of it allocates.
 type breaker struct {
 	policy   *breakerPolicy
 	events   *dispatcher
 	upstream string
+	origin   time.Time // bucket numbers count Window/10 periods from here
 
 	// stateGen mirrors gen<<2 | state, for lock-free admission while closed.
 	stateGen atomic.Uint64
+	// buckets and consecutive are updated lock-free by closed-state
+	// successes; failures, rolls and resets take mu.
+	buckets     [breakerBuckets]breakerBucket
+	consecutive atomic.Int64
 
 	// mu guards every field below.
 	mu          sync.Mutex
 	state       BreakerState
 	gen         uint64
-	origin      time.Time // bucket numbers count Window/10 periods from here
 	openUntil   time.Time // when open: when it turns half-open
-	buckets     [breakerBuckets]breakerBucket
-	consecutive int
-	probes      int // half-open: admitted probes not failed or cancelled
-	probeOK     int // half-open: probes that succeeded
+	probes      int       // half-open: admitted probes not failed or cancelled
+	probeOK     int       // half-open: probes that succeeded
 	lastUsed    time.Time
 	lastFailure time.Time
 	lastErr     error
@@ -356,12 +361,25 @@ type breaker struct {
 }
 
 type breakerBucket struct {
-	n                    int64 // absolute bucket number; stale when not current
-	total, failed, slows uint32
+	n                    atomic.Int64 // absolute bucket number; stale when not current
+	total, failed, slows atomic.Uint32
 }
 
 func newBreaker(p *breakerPolicy, d *dispatcher, upstream string, now time.Time) *breaker {
-	return &breaker{policy: p, events: d, upstream: upstream, origin: now, lastUsed: now}
+	b := &breaker{policy: p, events: d, upstream: upstream, origin: now, lastUsed: now}
+	b.clearWindow()
+	return b
+}
+
+// clearWindow empties the rolling window. Requires mu (or exclusive use).
+func (b *breaker) clearWindow() {
+	for i := range b.buckets {
+		bk := &b.buckets[i]
+		bk.n.Store(math.MinInt64)
+		bk.total.Store(0)
+		bk.failed.Store(0)
+		bk.slows.Store(0)
+	}
 }
 
 // permit is an admission: the breaker and generation the call's outcome
@@ -430,6 +448,18 @@ func (p permit) done(endpoint string, o outcome, err error, now time.Time) {
 	if b == nil {
 		return
 	}
+	if o == outcomeSuccess && !p.probe && b.stateGen.Load() == p.gen<<2|uint64(BreakerClosed) {
+		// The common case, lock-free: a success while closed resets the
+		// run of failures and counts in the current bucket.
+		if b.consecutive.Load() != 0 {
+			b.consecutive.Store(0)
+		}
+		n := b.bucketNum(now)
+		if bk := &b.buckets[uint64(n)%breakerBuckets]; bk.n.Load() == n {
+			bk.total.Add(1)
+			return
+		}
+	}
 	b.mu.Lock()
 	b.lastUsed = now
 	if p.gen != b.gen {
@@ -443,16 +473,16 @@ func (p permit) done(endpoint string, o outcome, err error, now time.Time) {
 			break
 		}
 		bk := b.bucketAt(now)
-		bk.total++
+		bk.total.Add(1)
 		if o == outcomeSuccess {
-			b.consecutive = 0
+			b.consecutive.Store(0)
 			break
 		}
-		bk.failed++
+		bk.failed.Add(1)
 		if o == outcomeSlow {
-			bk.slows++
+			bk.slows.Add(1)
 		}
-		b.consecutive++
+		b.consecutive.Add(1)
 		b.lastFailure, b.lastErr = now, err
 		if b.tripped(now) {
 			b.setState(endpoint, BreakerOpen, err, now)
@@ -480,27 +510,51 @@ func (p permit) done(endpoint string, o outcome, err error, now time.Time) {
 	}
 }
 
-// bucketAt returns the bucket counting calls that finish at now, reset
-// if it last counted an older period. Requires mu.
+// bucketNum is the number of the bucket that counts calls at now.
+func (b *breaker) bucketNum(now time.Time) int64 {
+	return int64(now.Sub(b.origin) / b.policy.bucket)
+}
+
+// bucketAt returns the bucket counting calls at now, reset if it last
+// counted an older period. Requires mu. (A lock-free success racing with
+// the reset may land in either period: one count, harmless.)
 func (b *breaker) bucketAt(now time.Time) *breakerBucket {
-	n := int64(now.Sub(b.origin) / b.policy.bucket)
+	n := b.bucketNum(now)
 	bk := &b.buckets[uint64(n)%breakerBuckets]
-	if bk.n != n {
-		*bk = breakerBucket{n: n}
+	if bk.n.Load() != n {
+		bk.total.Store(0)
+		bk.failed.Store(0)
+		bk.slows.Store(0)
+		bk.n.Store(n)
 	}
 	return bk
+}
+
+// lastUse is when the breaker was last used: the latest of lastUsed
+// (set under mu) and the newest bucket a lock-free success counted in.
+// Requires mu.
+func (b *breaker) lastUse() time.Time {
+	last := b.lastUsed
+	for i := range b.buckets {
+		if n := b.buckets[i].n.Load(); n != math.MinInt64 {
+			if t := b.origin.Add(time.Duration(n) * b.policy.bucket); t.After(last) {
+				last = t
+			}
+		}
+	}
+	return last
 }
 
 // window sums the buckets still inside the rolling window at now.
 // Requires mu.
 func (b *breaker) window(now time.Time) (total, failed, slows uint64) {
-	n := int64(now.Sub(b.origin) / b.policy.bucket)
+	n := b.bucketNum(now)
 	for i := range b.buckets {
 		bk := &b.buckets[i]
-		if bk.n <= n && bk.n > n-breakerBuckets {
-			total += uint64(bk.total)
-			failed += uint64(bk.failed)
-			slows += uint64(bk.slows)
+		if bn := bk.n.Load(); bn <= n && bn > n-breakerBuckets {
+			total += uint64(bk.total.Load())
+			failed += uint64(bk.failed.Load())
+			slows += uint64(bk.slows.Load())
 		}
 	}
 	return total, failed, slows
@@ -509,7 +563,7 @@ func (b *breaker) window(now time.Time) (total, failed, slows uint64) {
 // tripped reports whether a closed breaker must open. Requires mu.
 func (b *breaker) tripped(now time.Time) bool {
 	p := b.policy
-	if p.consecutive > 0 && b.consecutive >= p.consecutive {
+	if p.consecutive > 0 && b.consecutive.Load() >= int64(p.consecutive) {
 		return true
 	}
 	if p.ratio > 0 {
@@ -543,9 +597,8 @@ func (b *breaker) setState(endpoint string, to BreakerState, err error, now time
 		b.opens++
 		b.openUntil = now.Add(b.policy.recovery)
 	case BreakerClosed:
-		b.consecutive = 0
-		b.buckets = [breakerBuckets]breakerBucket{}
-		b.origin = now
+		b.consecutive.Store(0)
+		b.clearWindow()
 	}
 	b.stateGen.Store(b.gen<<2 | uint64(to))
 	b.events.enqueue(StateChange{Endpoint: endpoint, Upstream: b.upstream, From: from, To: to, Err: err, At: now})
@@ -566,7 +619,7 @@ func (b *breaker) snapshot(endpoint string, now time.Time) BreakerStats {
 		Requests:            total,
 		Failures:            failed,
 		SlowCalls:           slows,
-		ConsecutiveFailures: b.consecutive,
+		ConsecutiveFailures: int(b.consecutive.Load()),
 		LastFailure:         b.lastFailure,
 		Opens:               b.opens,
 		Rejected:            b.rejected,
@@ -606,10 +659,14 @@ func newBreakerSet(cfg BreakerConfig, d *dispatcher) *breakerSet {
 	return &breakerSet{policy: newBreakerPolicy(cfg), cfg: cfg, events: d, byUpstream: map[string]*breaker{}}
 }
 
-// get returns the breaker for upstream, creating it if needed.
+// get returns the breaker for upstream (a URL authority, any case),
+// creating it if needed.
 func (s *breakerSet) get(upstream string, clock func() time.Time) *breaker {
 	if b := s.last.Load(); b != nil && b.upstream == upstream {
 		return b
+	}
+	if hasUpper(upstream) {
+		upstream = strings.ToLower(upstream)
 	}
 	s.mu.Lock()
 	b := s.byUpstream[upstream]
@@ -633,7 +690,7 @@ func (s *breakerSet) sweep(now time.Time) {
 	s.lastSweep = now
 	for up, b := range s.byUpstream {
 		b.mu.Lock()
-		idle := now.Sub(b.lastUsed) >= s.policy.idle && b.probes == 0
+		idle := now.Sub(b.lastUse()) >= s.policy.idle && b.probes == 0
 		if idle {
 			b.evicted = true
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -141,14 +140,6 @@ func (m *Manager) callListener(name string, f func(StateChange), c StateChange) 
 	f(c)
 }
 
-// upstreamOf is the authority a request goes to: its breaker's key.
-func upstreamOf(u *url.URL) string {
-	if hasUpper(u.Host) {
-		return strings.ToLower(u.Host)
-	}
-	return u.Host
-}
-
 // admit runs an attempt through the rate limiter, then the circuit
 // breaker of its upstream. It returns the breaker permit (report the
 // outcome through feedback) and the bucket the token came from, or the
@@ -162,7 +153,7 @@ func (m *Manager) admit(ctx context.Context, ep *endpoint, areq *http.Request, d
 	var p permit
 	admitted := false
 	if ep.breakers != nil {
-		br = ep.breakers.get(upstreamOf(areq.URL), m.now)
+		br = ep.breakers.get(areq.URL.Host, m.now)
 		if now := m.nowIfOpen(br); !now.IsZero() && br.refusing(now) {
 			pp, refused := br.allowAt(ep.key, now)
 			if refused != nil {
@@ -218,10 +209,22 @@ func (m *Manager) roundTrip(ep *endpoint, p permit, areq *http.Request) (*http.R
 }
 
 // feedback reports an attempt's outcome to its breaker (exactly once per
-// permit) and its answer to the limiter. latency runs from sending to the
-// response headers. ctx is the caller's context.
+// permit) and its answer to the limiter. ctx is the caller's context;
+// sent is when the attempt was sent.
+//
+// The common case, a success on a closed breaker with nothing else to
+// learn from it, reads no clock: it is counted in the rolling window at
+// the time it was sent, which is within one attempt of when it finished.
 func (m *Manager) feedback(ctx context.Context, ep *endpoint, p permit, bk *bucket, resp *http.Response, err error,
-	attemptDeadline time.Time, latency time.Duration, now time.Time) {
+	attemptDeadline, sent time.Time) {
+	timed := err != nil || p.probe ||
+		(p.b != nil && (p.b.policy.slowCall > 0 || p.b.policy.failStatus.has(resp.StatusCode))) ||
+		(bk != nil && (ep.limiter.adaptive != nil || resp.StatusCode == http.StatusTooManyRequests))
+	now, latency := sent, time.Duration(0)
+	if timed {
+		latency = m.since(sent)
+		now = sent.Add(latency)
+	}
 	if p.b != nil {
 		o, cause := breakerOutcome(ctx, p.b.policy, resp, err, attemptDeadline, latency)
 		p.done(ep.key, o, cause, now)

@@ -210,8 +210,7 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 
 		resp, err := m.roundTrip(ep, p, areq)
 		if p.b != nil || bk != nil {
-			now := m.now()
-			m.feedback(ctx, ep, p, bk, resp, err, attemptDeadline, now.Sub(sent), now)
+			m.feedback(ctx, ep, p, bk, resp, err, attemptDeadline, sent)
 		}
 		if err == nil && !ep.retry.retryOn.has(resp.StatusCode) {
 			return m.answer(ep, req, areq, resp, cancel, attempt, start, values, chain, false)
