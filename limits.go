@@ -149,6 +149,15 @@ func (m *Manager) callListener(name string, f func(StateChange), c StateChange) 
 // An open breaker is looked at first, so a call it refuses anyway does
 // not spend a token or wait for one.
 func (m *Manager) admit(ctx context.Context, ep *endpoint, areq *http.Request, deadline time.Time) (permit, *bucket, error) {
+	if ep.limiter == nil {
+		// The default: a breaker and no limiter. A closed breaker for the
+		// upstream last seen admits with two atomic loads.
+		if b := ep.breakers.last.Load(); b != nil && b.upstream == areq.URL.Host {
+			if v := b.stateGen.Load(); BreakerState(v&3) == BreakerClosed {
+				return permit{b: b, gen: v >> 2}, nil, nil
+			}
+		}
+	}
 	var br *breaker
 	var p permit
 	admitted := false
