@@ -41,7 +41,8 @@ type Manager struct {
 	// now is the Manager's clock. Tests may replace it before the first
 	// call; nil-free after New.
 	now       func() time.Time
-	realClock bool // now is time.Now
+	realClock bool        // now is time.Now
+	events    *dispatcher // breaker state changes, to the listeners
 
 	// pluginMu serializes changes to the hook chain and guards hookSeq.
 	pluginMu sync.Mutex
@@ -85,6 +86,10 @@ type options struct {
 	// reloadListener and configEnvPrefix: see config_watch.go.
 	reloadListener  func(error)
 	configEnvPrefix string
+
+	clock          func() time.Time // tests only: see withClock
+	stateListeners []func(StateChange)
+	keyFuncs       map[string]KeyFunc // by lower-cased endpoint key
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.
@@ -136,7 +141,11 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if m.opts.drainInterval <= 0 {
 		m.opts.drainInterval = time.Second
 	}
+	if m.opts.clock != nil {
+		m.now, m.realClock = m.opts.clock, false
+	}
 	m.client = &http.Client{Transport: m}
+	m.events = &dispatcher{deliver: m.deliverStateChange}
 	m.chain.Store(buildChain(nil))
 	if err := m.Use(m.opts.plugins...); err != nil {
 		return nil, err
@@ -146,6 +155,9 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 		return nil, err
 	}
 	if err := resolveTLSOptions(&m.opts, cc); err != nil {
+		return nil, err
+	}
+	if err := checkKeyFuncs(m.opts.keyFuncs, cc); err != nil {
 		return nil, err
 	}
 	m.reloadMu.Lock()
@@ -207,19 +219,24 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 		host:       map[string]*endpoint{},
 		wildcard:   map[string]*endpoint{},
 		byKey:      make(map[string]*endpoint, len(cc.endpoints)),
+		groups:     map[string]*breakerSet{},
 	}
 	var created []*endpoint
 	build := func(key string, kind endpointKind, cfg EndpointConfig) (*endpoint, error) {
+		var prev *endpoint
 		if old != nil {
-			prev := old.def
+			prev = old.def
 			if key != defaultKey {
 				prev = old.byKey[key]
 			}
 			if prev != nil && reflect.DeepEqual(prev.cfg, cfg) {
+				if g := cfg.CircuitBreaker.Group; g != "" && prev.breakers != nil {
+					t.groups[g] = prev.breakers
+				}
 				return prev, nil
 			}
 		}
-		ep, err := m.newEndpoint(key, kind, cfg)
+		ep, err := m.newEndpoint(key, kind, cfg, prev, old, t.groups)
 		if err != nil {
 			return nil, err
 		}
@@ -264,9 +281,12 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 	return t, nil
 }
 
-// newEndpoint builds the runtime endpoint for a resolved config. Requires
+// newEndpoint builds the runtime endpoint for a resolved config. prev is
+// the endpoint of the same key being replaced, if any: its breakers,
+// limiter and bulkhead carry over when their own settings are unchanged.
+// groups holds the shared breaker sets of the table being built. Requires
 // reloadMu.
-func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig) (*endpoint, error) {
+func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig, prev *endpoint, old *endpointTable, groups map[string]*breakerSet) (*endpoint, error) {
 	ep := &endpoint{
 		key:          key,
 		kind:         kind,
@@ -276,8 +296,13 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig)
 		retry:        newRetryPolicy(cfg.Retry),
 		budget:       newRetryBudget(cfg.Retry.Budget),
 		setHeaders:   headersToSet(cfg),
-		fallback:     cfg.Fallback,
 	}
+	if cfg.Fallback != "" {
+		var fbKind endpointKind
+		ep.fallback, fbKind, _ = normalizeKey(cfg.Fallback)
+		ep.fallbackHost = fallbackAuthority(ep.fallback, fbKind)
+	}
+	m.buildLimits(ep, prev, old, groups)
 	if s := m.stats[key]; s != nil {
 		ep.stats = s
 	} else {
@@ -492,8 +517,19 @@ func (m *Manager) acquire(ep *endpoint) bool {
 	return true
 }
 
-// release ends a call admitted by acquire.
+// release ends a call admitted by acquire (and by the endpoint's
+// concurrency cap, which it gives the slot back to).
 func (m *Manager) release(ep *endpoint) {
+	if ep.bulkhead != nil {
+		ep.bulkhead.release()
+	}
+	ep.stats.inFlight.Add(-1)
+	m.releaseManager()
+}
+
+// releaseUncapped ends a call admitted by acquire but refused a slot by
+// the concurrency cap.
+func (m *Manager) releaseUncapped(ep *endpoint) {
 	ep.stats.inFlight.Add(-1)
 	m.releaseManager()
 }

@@ -427,7 +427,9 @@ func TestValidationRules(t *testing.T) {
 		{"per negative", "default: {rate_limit: {per: -1s}}", "default.rate_limit.per", "must be > 0"},
 		{"burst negative", "default: {rate_limit: {burst: -1}}", "default.rate_limit.burst", "must be >= 0"},
 		{"max_wait negative", "default: {rate_limit: {max_wait: -1s}}", "default.rate_limit.max_wait", "must be >= 0"},
-		{"consecutive_failures negative", "default: {circuit_breaker: {consecutive_failures: -1}}", "default.circuit_breaker.consecutive_failures", "must be >= 1"},
+		{"failure_ratio over 1", "default: {circuit_breaker: {failure_ratio: 1.5}}", "default.circuit_breaker.failure_ratio", "must be <= 1"},
+		{"half_open_requests negative", "default: {circuit_breaker: {half_open_requests: -1}}", "default.circuit_breaker.half_open_requests", "must be >= 1"},
+		{"breaker that could never open", "default: {circuit_breaker: {consecutive_failures: -1, failure_ratio: -1}}", "default.circuit_breaker", "could never open"},
 		{"recovery_timeout negative", "default: {circuit_breaker: {recovery_timeout: -1s}}", "default.circuit_breaker.recovery_timeout", "must be > 0"},
 		{"fallback on default", "default: {fallback: x.com}\nendpoints: {x.com: {}}", "default.fallback", "only an endpoint"},
 		{"fallback names nothing", "endpoints: {a.com: {fallback: b.com}}", `endpoints["a.com"].fallback`, "names no endpoint"},
@@ -461,7 +463,7 @@ func TestParseConfigListsEveryProblem(t *testing.T) {
   transport: {dial_timeout: -1s}
 endpoints:
   a.com: {rate_limit: {rate: -1, burst: -1}}
-  b.com: {circuit_breaker: {consecutive_failures: -1}}
+  b.com: {circuit_breaker: {min_requests: -1}}
 `
 	_, err := parseYAML(t, src, nil)
 	if n := len(problemsOf(t, err)); n != 6 {

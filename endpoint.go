@@ -35,12 +35,26 @@ type EndpointConfig struct {
 	RateLimit RateLimitConfig `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
 	// CircuitBreaker stops calling an upstream that keeps failing. On by default.
 	CircuitBreaker BreakerConfig `yaml:"circuit_breaker,omitempty" json:"circuit_breaker,omitempty"`
-	// MaxConcurrent caps the calls in flight to this endpoint; a call over
-	// the cap fails with ErrConcurrencyLimit. 0 inherits; default off;
+	// MaxConcurrent caps the calls in flight to this endpoint (a
+	// bulkhead); a call over the cap waits in the queue (MaxQueue) or
+	// fails with ErrConcurrencyLimit. A call holds its slot until its
+	// response body is closed or read to the end. 0 inherits; default off;
 	// negative means off.
 	MaxConcurrent int `yaml:"max_concurrent,omitempty" json:"max_concurrent,omitempty"`
-	// Fallback names another endpoint key that answers when this one
-	// cannot be called (breaker open, concurrency cap full).
+	// MaxQueue is how many calls over MaxConcurrent may wait for a slot,
+	// first come first served. 0 inherits; default 0: none wait; negative
+	// means none.
+	MaxQueue int `yaml:"max_queue,omitempty" json:"max_queue,omitempty"`
+	// MaxQueueWait bounds a queued call's wait, after which it fails with
+	// ErrConcurrencyLimit; the caller's context bounds it too. 0 inherits;
+	// default: TotalTimeout.
+	MaxQueueWait time.Duration `yaml:"max_queue_wait,omitempty" json:"max_queue_wait,omitempty"`
+	// Fallback names another endpoint ("host" or "host:port" key) that
+	// takes the call, with its own policies, when this one cannot: its
+	// circuit breaker is open, its concurrency cap is full, or it has no
+	// healthy upstream. The request goes to the fallback's host, path and
+	// query unchanged. Fallbacks may chain; cycles are rejected. Default
+	// none; Default cannot have one.
 	Fallback string `yaml:"fallback,omitempty" json:"fallback,omitempty"`
 }
 
@@ -203,6 +217,7 @@ type endpointTable struct {
 	wildcard   map[string]*endpoint // ".example.com" for "*.example.com"
 	byKey      map[string]*endpoint // every configured key, for fallbacks and Stats
 	def        *endpoint
+	groups     map[string]*breakerSet // shared breaker sets by circuit_breaker.group
 }
 
 // lookup returns the endpoint for a request URL: exact host:port, then

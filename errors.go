@@ -76,7 +76,7 @@ func (e *Error) Error() string {
 		b.WriteString(strconv.Itoa(e.LastStatus))
 	}
 	b.WriteString(")")
-	if e.Kind != nil {
+	if e.Kind != nil && (e.Err == nil || !errors.Is(e.Err, e.Kind)) {
 		b.WriteString(": ")
 		b.WriteString(strings.TrimPrefix(e.Kind.Error(), "connmgr: "))
 	}

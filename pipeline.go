@@ -35,14 +35,7 @@ func (m *Manager) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req.Body)
 		return nil, errors.New("connmgr: RoundTrip: request has no URL")
 	}
-	ep := m.table.Load().lookup(req.URL)
-	if !m.acquire(ep) {
-		closeRequestBody(req.Body)
-		return nil, m.callError(ep, req, 0, 0, ErrClosed, nil)
-	}
-	ep.stats.requests.Add(1)
-	ep.budget.deposit()
-	return m.send(ep, req)
+	return m.call(m.table.Load().lookup(req.URL), req, 0)
 }
 
 // callError builds the *Error a call returns, with the URL redacted.
@@ -67,8 +60,9 @@ func methodOrGet(method string) string {
 
 // send runs the attempt loop of one admitted call. Every path either
 // returns an error, having released the call, or returns a response whose
-// body releases the call when it is closed or read to the end.
-func (m *Manager) send(ep *endpoint, req *http.Request) (*http.Response, error) {
+// body releases the call when it is closed or read to the end. hops counts
+// the fallbacks taken to get to ep.
+func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Response, error) {
 	start := m.now()
 	ctx := req.Context()
 	deadline := time.Time{}
@@ -164,15 +158,41 @@ func (m *Manager) send(ep *endpoint, req *http.Request) (*http.Response, error) 
 			areq = rc.Request
 		}
 
+		// The rate limiter, then the circuit breaker of the upstream. A
+		// refused attempt goes to the fallback endpoint, if there is one.
+		var p permit
+		var bk *bucket
+		if ep.limiter != nil || ep.breakers != nil {
+			var aerr error
+			p, bk, aerr = m.admit(ctx, ep, areq, deadline)
+			if aerr != nil {
+				var kind error
+				switch aerr.(type) {
+				case *CircuitOpenError:
+					kind = ErrCircuitOpen
+					if fb := m.fallbackFor(ep, hops); fb != nil {
+						m.release(ep)
+						return m.toFallback(ep, fb, req, attemptBody, getBody, hops, aerr)
+					}
+				case *RateLimitError:
+					kind = ErrRateLimited
+				}
+				closeRequestBody(attemptBody)
+				return fail(attempt-1, lastStatus, kind, aerr)
+			}
+		}
+
 		// The per-try timeout, bounded by the total deadline. It ends when
-		// the caller closes the body, not when the headers arrive.
+		// the caller closes the body, not when the headers arrive. The
+		// first attempt reuses the call's start unless hooks or a rate
+		// limit wait ran since.
+		sent := start
+		if attempt > 1 || len(chain.requests) > 0 || ep.limiter != nil {
+			sent = m.now()
+		}
 		attemptDeadline := deadline
 		if ep.timeout > 0 {
-			attemptStart := start
-			if attempt > 1 || len(chain.requests) > 0 {
-				attemptStart = m.now()
-			}
-			if d := attemptStart.Add(ep.timeout); attemptDeadline.IsZero() || d.Before(attemptDeadline) {
+			if d := sent.Add(ep.timeout); attemptDeadline.IsZero() || d.Before(attemptDeadline) {
 				attemptDeadline = d
 			}
 		}
@@ -188,7 +208,10 @@ func (m *Manager) send(ep *endpoint, req *http.Request) (*http.Response, error) 
 			areq.Body, areq.GetBody = attemptBody, getBody
 		}
 
-		resp, err := ep.transport.RoundTrip(areq)
+		resp, err := m.roundTrip(ep, p, areq)
+		if p.b != nil || bk != nil {
+			m.feedback(ctx, ep, p, bk, resp, err, attemptDeadline, sent)
+		}
 		if err == nil && !ep.retry.retryOn.has(resp.StatusCode) {
 			return m.answer(ep, req, areq, resp, cancel, attempt, start, values, chain, false)
 		}

@@ -3,6 +3,7 @@ package connmgr
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,7 +31,17 @@ type endpoint struct {
 	// does not already carry them. Empty on most endpoints, which then
 	// skip cloning headers.
 	setHeaders []headerValue
-	fallback   string
+	// fallback is the normalized key of the fallback endpoint ("" for
+	// none); fallbackHost is the URL authority requests are sent to there.
+	fallback     string
+	fallbackHost string
+
+	// breakers is nil when the breaker is off; limiter nil without a rate
+	// limit; bulkhead nil without a concurrency cap. A reload that keeps
+	// their settings hands them on to the new endpoint, state and all.
+	breakers *breakerSet
+	limiter  *limiter
+	bulkhead *bulkhead
 
 	transport http.RoundTripper
 	// ownTransport is the pool this endpoint created (nil under
@@ -132,6 +143,7 @@ func compile(cfg Config) (*compiledConfig, error) {
 		extraSecret = append(extraSecret, def.Auth.APIKeyHeader)
 	}
 	checkFallbacks(&p, cfg, original, out)
+	checkBreakerGroups(&p, original, out)
 	validateRedact(&p, cfg.Redact)
 	if err := p.err(); err != nil {
 		return nil, err
@@ -213,6 +225,7 @@ func validateEndpoint(p *problems, path string, c EndpointConfig) {
 	validateTLS(p, path+".tls", c.TLS)
 	validateRateLimit(p, path+".rate_limit", c.RateLimit)
 	validateBreaker(p, path+".circuit_breaker", c.CircuitBreaker)
+	nonNegative(p, path+".max_queue_wait", c.MaxQueueWait)
 }
 
 // checkResolved checks rules that involve several fields, after inheritance.
@@ -221,6 +234,49 @@ func checkResolved(p *problems, path string, c EndpointConfig) {
 		p.add(path+".retry.max_backoff", "must be >= initial_backoff (%v), got %v", c.Retry.InitialBackoff, c.Retry.MaxBackoff)
 	}
 	checkResolvedTLS(p, path+".tls", c.TLS)
+	checkResolvedRateLimit(p, path+".rate_limit", c.RateLimit)
+	checkResolvedBreaker(p, path+".circuit_breaker", c.CircuitBreaker)
+	if c.MaxQueue > 0 && c.MaxConcurrent <= 0 {
+		p.add(path+".max_queue", "needs max_concurrent: there is no cap to queue for")
+	}
+}
+
+// checkBreakerGroups checks that endpoints sharing breakers (the same
+// circuit_breaker.group) agree on the breaker settings.
+func checkBreakerGroups(p *problems, original map[string]string, out *compiledConfig) {
+	first := map[string]string{} // group -> first key, in key order
+	keys := make([]string, 0, len(out.endpoints))
+	for key := range out.endpoints {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	keys = append([]string{defaultKey}, keys...)
+	breakerOf := func(key string) BreakerConfig {
+		if key == defaultKey {
+			return out.def.CircuitBreaker
+		}
+		return out.endpoints[key].cfg.CircuitBreaker
+	}
+	pathOf := func(key string) string {
+		if key == defaultKey {
+			return defaultKey
+		}
+		return endpointPath(original[key])
+	}
+	for _, key := range keys {
+		bc := breakerOf(key)
+		if bc.Group == "" || (bc.Disabled != nil && *bc.Disabled) {
+			continue
+		}
+		prev, seen := first[bc.Group]
+		if !seen {
+			first[bc.Group] = key
+			continue
+		}
+		if !reflect.DeepEqual(breakerOf(prev), bc) {
+			p.add(pathOf(key)+".circuit_breaker", "shares group %q with %s but its settings differ", bc.Group, pathOf(prev))
+		}
+	}
 }
 
 func checkFallbacks(p *problems, cfg Config, original map[string]string, out *compiledConfig) {
@@ -240,6 +296,10 @@ func checkFallbacks(p *problems, cfg Config, original map[string]string, out *co
 		}
 		if _, ok := out.endpoints[norm]; !ok {
 			p.add(path, "names no endpoint: %q", fb)
+			continue
+		}
+		if out.endpoints[norm].kind == kindWildcard {
+			p.add(path, "must name a \"host\" or \"host:port\" endpoint, not a wildcard: %q", fb)
 			continue
 		}
 		// Follow the chain; a key seen twice is a cycle.

@@ -392,6 +392,7 @@ func TestRetryBudgetBoundsAmplification(t *testing.T) {
 	defer srv.Close()
 	def := fastRetries(3)
 	def.Retry.Budget = RetryBudgetConfig{Ratio: 0.2, MinPerSecond: 1, Disabled: Bool(false)}
+	def.CircuitBreaker.Disabled = Bool(true) // it would open after 5 failures; this test is about the budget
 	m := newTestManager(t, Config{Default: def})
 	const calls = 300
 	for i := 0; i < calls; i++ {

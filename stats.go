@@ -46,12 +46,25 @@ type EndpointStats struct {
 	// TLS reports file reloads, pin failures and the client certificate's
 	// expiry; nil when the endpoint has no TLS files or pins.
 	TLS *TLSStats `json:"tls,omitempty"`
+	// Fallbacks counts calls handed to the fallback endpoint (they are
+	// counted again there, and not as successes or failures here).
+	Fallbacks uint64 `json:"fallbacks"`
+	// Breaker sums up the endpoint's circuit breakers (the worst state,
+	// summed counts); nil when the breaker is off. Breakers has each
+	// upstream's breaker by authority.
+	Breaker  *BreakerStats           `json:"breaker,omitempty"`
+	Breakers map[string]BreakerStats `json:"breakers,omitempty"`
+	// RateLimit describes the rate limit; nil when there is none.
+	RateLimit *RateLimitStats `json:"rate_limit,omitempty"`
+	// Concurrency describes the concurrency cap; nil when there is none.
+	Concurrency *ConcurrencyStats `json:"concurrency,omitempty"`
 }
 
 // endpointStats holds an endpoint's counters: fixed memory, updated with
 // atomics, no allocation per call.
 type endpointStats struct {
 	requests, successes, failures, retries, budgetExhausted, hookPanics atomic.Uint64
+	fallbacks                                                           atomic.Uint64
 	inFlight                                                            atomic.Int64
 	statusCodes                                                         [600]atomic.Uint64
 	latency                                                             histogram
@@ -67,6 +80,7 @@ func (s *endpointStats) snapshot() EndpointStats {
 		RetryBudgetExhausted: s.budgetExhausted.Load(),
 		InFlight:             s.inFlight.Load(),
 		HookPanics:           s.hookPanics.Load(),
+		Fallbacks:            s.fallbacks.Load(),
 		StatusCodes:          map[int]uint64{},
 		TLS:                  s.tls.snapshot(),
 	}
@@ -171,10 +185,29 @@ func (h *histogram) quantiles(qs ...float64) (p50, p95, p99 time.Duration) {
 func (m *Manager) Stats() Stats {
 	t := m.table.Load()
 	s := Stats{InFlight: m.inflight.Load(), Endpoints: make(map[string]EndpointStats, len(t.byKey)+1)}
+	now := m.now()
 	for key, ep := range t.byKey {
-		s.Endpoints[key] = ep.stats.snapshot()
+		s.Endpoints[key] = ep.snapshot(now)
 	}
-	s.Endpoints[defaultKey] = t.def.stats.snapshot()
+	s.Endpoints[defaultKey] = t.def.snapshot(now)
 	s.Reload = m.reloadStats()
+	return s
+}
+
+// snapshot is the endpoint's stats with its limits' sections.
+func (ep *endpoint) snapshot(now time.Time) EndpointStats {
+	s := ep.stats.snapshot()
+	if ep.breakers != nil {
+		agg, per := ep.breakers.snapshot(ep.key, now)
+		s.Breaker, s.Breakers = &agg, per
+	}
+	if ep.limiter != nil {
+		rs := ep.limiter.snapshot(now)
+		s.RateLimit = &rs
+	}
+	if ep.bulkhead != nil {
+		cs := ep.bulkhead.snapshot()
+		s.Concurrency = &cs
+	}
 	return s
 }

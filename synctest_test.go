@@ -49,6 +49,7 @@ func TestBackoffGrowsAndStaysUnderCeilingInFakeTime(t *testing.T) {
 			TotalTimeout: time.Hour,
 			Retry: RetryConfig{MaxAttempts: 6, InitialBackoff: time.Second, MaxBackoff: 4 * time.Second,
 				Budget: RetryBudgetConfig{Disabled: Bool(true)}},
+			CircuitBreaker: BreakerConfig{Disabled: Bool(true)}, // it would open after 5 failures
 		}}, WithTransport(tr))
 		require.NoError(t, err)
 		defer m.Close()

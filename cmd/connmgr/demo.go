@@ -42,7 +42,9 @@ Starts five local upstreams that misbehave in different ways (503s,
 answers slower than the per-try timeout, 429 with Retry-After, reset
 connections), sends them traffic through one connmgr.Manager, and prints
 what happens each second: calls, retries, fallbacks, latency. It ends with
-the Manager's Stats and what they mean. Ctrl-C stops it early, cleanly.
+the Manager's Stats and what they mean, then two short scenes: a circuit
+breaker opening and recovering, a rate limiter waiting and rejecting.
+Ctrl-C stops it early, cleanly.
 
 The upstreams' faults depend only on --seed, so a seed replays the same
 faults; the timing of the calls still varies.
@@ -224,6 +226,17 @@ func demoMain(ctx context.Context, stopSignals func(), opts demoOptions, stdout,
 	d.summary()
 	if shutdownErr != nil {
 		d.con.printf("shutdown: %v\n", shutdownErr)
+	}
+	// Two short scenes, each with an upstream of its own: a breaker
+	// opening and recovering, a rate limiter waiting and rejecting.
+	for _, scene := range []func(context.Context, io.Writer) error{demoBreakerScene, demoLimiterScene} {
+		if ctx.Err() != nil {
+			break
+		}
+		fmt.Fprintln(stdout)
+		if err := scene(ctx, stdout); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -131,6 +131,11 @@ func main() {
 		Default: connmgr.EndpointConfig{
 			Timeout: 2 * time.Second,
 			Retry:   connmgr.RetryConfig{MaxAttempts: 2, InitialBackoff: 20 * time.Millisecond},
+			// This example is about error hooks. With the circuit breaker
+			// on (the default) the 503s of scene 2 would open it, and scene
+			// 3 would fail fast with ErrCircuitOpen before any attempt (and
+			// so any error hook) ran: see examples/primary_fallback.
+			CircuitBreaker: connmgr.BreakerConfig{Disabled: connmgr.Bool(true)},
 		},
 	}, connmgr.WithPlugins(newLastGood(64<<10)))
 	if err != nil {
