@@ -111,8 +111,9 @@ func WithPlugins(p ...Plugin) Option {
 	return optionFunc(func(o *options) { o.plugins = append(o.plugins, p...) })
 }
 
-// WithDrainProgress has Shutdown report the calls still in flight every
-// interval (default 1s when interval <= 0) while it waits.
+// WithDrainProgress has Shutdown report the calls still in flight as soon
+// as it starts (when new calls are already refused), then every interval
+// (default 1s when interval <= 0) while it waits.
 func WithDrainProgress(interval time.Duration, report func(remaining int64)) Option {
 	return optionFunc(func(o *options) {
 		o.drainProgress = report
@@ -412,6 +413,13 @@ type Result struct {
 // and under ctx: when ctx ends, calls in flight are cancelled and those
 // not yet started fail with ctx's error. A concurrency below 1 is an
 // error for every request.
+//
+// Each response's per-try timeout keeps running until its body is closed,
+// and DoAll returns only when every call is done: a response held while
+// slower calls finish may run out of time before its body is read. Give
+// such endpoints a timeout that covers the whole batch, or send the
+// requests with Do from your own goroutines and read each body as it
+// arrives.
 func (m *Manager) DoAll(ctx context.Context, reqs []*http.Request, concurrency int) []Result {
 	results := make([]Result, len(reqs))
 	if concurrency < 1 {
@@ -566,7 +574,11 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 			if remaining <= 0 {
 				return nil
 			}
-			return fmt.Errorf("connmgr: shutdown: %d calls still in flight: %w", remaining, ctx.Err())
+			calls := "calls"
+			if remaining == 1 {
+				calls = "call"
+			}
+			return fmt.Errorf("connmgr: shutdown: %d %s still in flight: %w", remaining, calls, ctx.Err())
 		}
 	}
 }

@@ -81,7 +81,7 @@ func TestShutdownDeadlineReportsRemaining(t *testing.T) {
 	err := m.Shutdown(ctx)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Contains(t, err.Error(), "1 calls still in flight")
+	assert.Contains(t, err.Error(), "1 call still in flight")
 	stopCall()
 	assert.ErrorIs(t, <-errc, context.Canceled)
 }
@@ -352,4 +352,16 @@ func TestStatsRecordDoesNotAllocate(t *testing.T) {
 	var s endpointStats
 	allocs := testing.AllocsPerRun(1000, func() { s.record(200, false, time.Millisecond) })
 	assert.Zero(t, allocs)
+}
+
+func TestLocallyRefusedCallsStayOutOfLatency(t *testing.T) {
+	m := newTestManager(t, Config{})
+	m.OnRequest(func(*RequestContext) error { return errors.New("refused before sending") })
+	for i := 0; i < 5; i++ {
+		_, err := get(t, m, "http://127.0.0.1:1/")
+		require.Error(t, err)
+	}
+	st := m.Stats().Endpoints["default"]
+	assert.EqualValues(t, 5, st.Failures)
+	assert.Zero(t, st.P50, "no network time to measure")
 }

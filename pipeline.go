@@ -77,9 +77,15 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 	if !chain.empty() {
 		values = make(map[string]any)
 	}
-	// fail ends the call with an error.
+	// fail ends the call with an error. Only a call that reached the
+	// network counts in the latency percentiles: a call refused locally
+	// (breaker open, rate limited, a hook error) took no upstream time.
 	fail := func(attempts, status int, kind, cause error) (*http.Response, error) {
-		ep.stats.record(0, true, m.since(start))
+		if attempts > 0 {
+			ep.stats.record(0, true, m.since(start))
+		} else {
+			ep.stats.failures.Add(1)
+		}
 		m.release(ep)
 		return nil, m.callError(ep, req, attempts, status, kind, cause)
 	}
