@@ -52,7 +52,7 @@ type Manager struct {
 	// stats and retired.
 	reloadMu sync.Mutex
 	stats    map[string]*endpointStats // by endpoint key; kept across reloads
-	retired  []*http.Transport         // pools of replaced endpoints, closed on Close
+	retired  []retiredPool             // pools of replaced endpoints still serving calls
 
 	inflight  atomic.Int64
 	closed    atomic.Bool
@@ -195,18 +195,59 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	m.redact.Store(cc.redactor)
 	m.table.Store(table)
 	// Pools of endpoints that were replaced serve only the calls still in
-	// flight; drop their idle connections now and the rest on Close.
+	// flight; drop their idle connections now, again once those calls are
+	// surely over, and on Close.
 	kept := map[*endpoint]bool{table.def: true}
 	for _, ep := range table.byKey {
 		kept[ep] = true
 	}
+	now := m.now()
+	m.pruneRetired(now)
 	for _, ep := range append(old.endpoints(), old.def) {
 		if !kept[ep] && ep.ownTransport != nil {
 			ep.ownTransport.CloseIdleConnections()
-			m.retired = append(m.retired, ep.ownTransport)
+			m.retired = append(m.retired, retiredPool{pool: ep.ownTransport, until: now.Add(retiredGrace(ep))})
 		}
 	}
 	return nil
+}
+
+// retiredPool is the connection pool of an endpoint a reload replaced,
+// kept until the calls that may still use it are over.
+type retiredPool struct {
+	pool  *http.Transport
+	until time.Time
+}
+
+// retiredGrace is how long calls started under ep may still use its
+// pool: its total timeout (or, without one, its per-try timeout), plus
+// the idle timeout after which the pool closes idle connections itself.
+// A pool past it is forgotten after a last CloseIdleConnections.
+func retiredGrace(ep *endpoint) time.Duration {
+	bound := ep.totalTimeout
+	if bound == 0 {
+		bound = ep.timeout
+	}
+	if bound == 0 {
+		bound = time.Hour
+	}
+	return bound + ep.cfg.Transport.IdleConnTimeout
+}
+
+// pruneRetired forgets the retired pools whose grace has passed, so that a
+// service reloading for weeks does not keep every pool it ever had.
+// Requires reloadMu.
+func (m *Manager) pruneRetired(now time.Time) {
+	kept := m.retired[:0]
+	for _, r := range m.retired {
+		if now.After(r.until) {
+			r.pool.CloseIdleConnections()
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(m.retired[len(kept):])
+	m.retired = kept
 }
 
 // buildTable turns a compiled config into an endpoint table, reusing the
@@ -508,8 +549,8 @@ func (m *Manager) CloseIdleConnections() {
 		}
 	}
 	m.reloadMu.Lock()
-	for _, tr := range m.retired {
-		tr.CloseIdleConnections()
+	for _, r := range m.retired {
+		r.pool.CloseIdleConnections()
 	}
 	m.reloadMu.Unlock()
 }

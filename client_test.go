@@ -365,3 +365,23 @@ func TestLocallyRefusedCallsStayOutOfLatency(t *testing.T) {
 	assert.EqualValues(t, 5, st.Failures)
 	assert.Zero(t, st.P50, "no network time to measure")
 }
+
+func TestRetiredPoolsAreForgottenAfterTheirGrace(t *testing.T) {
+	m := newTestManager(t, Config{})
+	var clock atomic.Int64
+	base := time.Now()
+	m.now = func() time.Time { return base.Add(time.Duration(clock.Load())) }
+	m.realClock = false
+	for i := 0; i < 50; i++ {
+		require.NoError(t, m.Reload(Config{Default: EndpointConfig{Timeout: time.Duration(i+1) * time.Second}}))
+	}
+	m.reloadMu.Lock()
+	assert.Len(t, m.retired, 50, "within the grace every replaced pool is kept")
+	m.reloadMu.Unlock()
+
+	clock.Store(int64(3 * time.Hour))
+	require.NoError(t, m.Reload(Config{}))
+	m.reloadMu.Lock()
+	assert.Len(t, m.retired, 1, "past the grace only the pool just replaced is left")
+	m.reloadMu.Unlock()
+}
