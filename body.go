@@ -3,8 +3,10 @@ package connmgr
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 )
 
 // maxDrain is how much of a discarded response body is read so its
@@ -69,6 +71,40 @@ type callBodyWriter struct {
 
 func (b callBodyWriter) Write(p []byte) (int, error) {
 	return b.rc.(io.Writer).Write(p)
+}
+
+// bufferBodyUntil is bufferBody bounded by ctx and the call's deadline
+// (zero for none). A body that has not delivered by then (a stream whose
+// producer is slow) is closed, which unblocks a pipe's Read, and the call
+// fails with the context's error; the read goroutine ends when the
+// body's Read returns, as net/http's own body writer does.
+func bufferBodyUntil(ctx context.Context, deadline time.Time, body io.ReadCloser, limit int64) (func() (io.ReadCloser, error), io.ReadCloser, error) {
+	type result struct {
+		getBody func() (io.ReadCloser, error)
+		once    io.ReadCloser
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		gb, once, err := bufferBody(body, limit)
+		done <- result{gb, once, err}
+	}()
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case r := <-done:
+		return r.getBody, r.once, r.err
+	case <-ctx.Done():
+		_ = body.Close()
+		return nil, nil, context.Cause(ctx)
+	case <-expired:
+		_ = body.Close()
+		return nil, nil, fmt.Errorf("reading the request body to buffer it for retries: %w", context.DeadlineExceeded)
+	}
 }
 
 // bufferBody reads up to limit+1 bytes of body. It returns a GetBody

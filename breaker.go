@@ -428,19 +428,6 @@ func (b *breaker) allowAt(endpoint string, now time.Time) (permit, *CircuitOpenE
 	return p, refused
 }
 
-// refusing reports, without admitting anything, whether allow would
-// refuse now. It lets the pipeline skip the rate limiter for a call the
-// breaker will refuse anyway.
-func (b *breaker) refusing(now time.Time) bool {
-	if BreakerState(b.stateGen.Load()&3) != BreakerOpen {
-		return false
-	}
-	b.mu.Lock()
-	refuse := b.state == BreakerOpen && now.Before(b.openUntil)
-	b.mu.Unlock()
-	return refuse
-}
-
 // done reports the outcome of the call p admitted. Every permit must be
 // done exactly once; the zero permit ignores it. err describes a failure.
 func (p permit) done(endpoint string, o outcome, err error, now time.Time) {

@@ -278,10 +278,10 @@ func TestBreakerHearsOfTransportPanicsAndUnreadBodies(t *testing.T) {
 	clock.Advance(time.Second)
 
 	tr.panic.Store(true)
-	func() {
-		defer func() { assert.Equal(t, "transport bug", recover()) }()
-		_, _ = m.Get(context.Background(), srv.URL)
-	}()
+	_, err := m.Get(context.Background(), srv.URL)
+	require.Error(t, err, "the panic is an error for the caller, never a crash")
+	assert.Contains(t, err.Error(), "transport panicked: transport bug")
+	assert.EqualValues(t, 0, m.Stats().InFlight, "the call was released")
 	st := m.Stats().Endpoints["default"].Breaker
 	assert.Equal(t, BreakerOpen, st.State, "a panicking probe is a failure, not a lost slot")
 

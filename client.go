@@ -566,6 +566,14 @@ func (m *Manager) acquire(ep *endpoint) bool {
 	return true
 }
 
+// acquireContinuation admits the continuation of a call already in
+// flight (a fallback), even while the Manager is closing: Shutdown waits
+// for it as for the call it continues.
+func (m *Manager) acquireContinuation(ep *endpoint) {
+	m.inflight.Add(1)
+	ep.stats.inFlight.Add(1)
+}
+
 // release ends a call admitted by acquire (and by the endpoint's
 // concurrency cap, which it gives the slot back to).
 func (m *Manager) release(ep *endpoint) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -163,12 +164,15 @@ func (m *Manager) admit(ctx context.Context, ep *endpoint, areq *http.Request, d
 	admitted := false
 	if ep.breakers != nil {
 		br = ep.breakers.get(areq.URL.Host, m.now)
-		if now := m.nowIfOpen(br); !now.IsZero() && br.refusing(now) {
-			pp, refused := br.allowAt(ep.key, now)
+		if BreakerState(br.stateGen.Load()&3) != BreakerClosed {
+			// Open or half-open: take the probe slot (or the refusal)
+			// before the limiter, so that a call the breaker refuses never
+			// waits for a token or spends one.
+			pp, refused := br.allowAt(ep.key, m.now())
 			if refused != nil {
 				return permit{}, nil, refused
 			}
-			p, admitted = pp, true // it turned half-open meanwhile
+			p, admitted = pp, true
 		}
 	}
 	var bk *bucket
@@ -191,30 +195,52 @@ func (m *Manager) admit(ctx context.Context, ep *endpoint, areq *http.Request, d
 	return p, bk, nil
 }
 
-// nowIfOpen reads the clock only for a breaker that is open.
-func (m *Manager) nowIfOpen(b *breaker) time.Time {
-	if BreakerState(b.stateGen.Load()&3) != BreakerOpen {
-		return time.Time{}
-	}
-	return m.now()
-}
-
-// roundTrip sends an admitted attempt. If the transport panics (or exits
-// the goroutine), the breaker still hears of it, so a half-open probe
-// slot is never lost.
-func (m *Manager) roundTrip(ep *endpoint, p permit, areq *http.Request) (*http.Response, error) {
-	if p.b == nil {
-		return ep.transport.RoundTrip(areq)
-	}
+// roundTrip sends an admitted attempt. A transport that panics has its
+// panic turned into an error, which then takes the normal failure path
+// (the breaker hears of it there); a transport that returns neither a
+// response nor an error gets an error; a response returned with an error
+// is closed and dropped, as http.Client does. Only runtime.Goexit skips
+// the normal path, and then the breaker is told here, so a half-open
+// probe slot is never lost.
+func (m *Manager) roundTrip(ep *endpoint, p permit, areq *http.Request) (resp *http.Response, err error) {
 	returned := false
 	defer func() {
-		if !returned {
+		if returned {
+			return
+		}
+		if v := recover(); v != nil {
+			m.logger.Error("connmgr: transport panicked",
+				slog.String("endpoint", ep.key), slog.String("panic", panicString(v)), slog.String("stack", string(debug.Stack())))
+			resp, err = nil, &transportPanicError{value: v}
+			return
+		}
+		if p.b != nil {
 			p.done(ep.key, outcomeFailure, errBreakerPanic, m.now())
 		}
 	}()
-	resp, err := ep.transport.RoundTrip(areq)
+	resp, err = ep.transport.RoundTrip(areq)
 	returned = true
+	switch {
+	case err != nil && resp != nil:
+		drainAndClose(resp.Body)
+		resp = nil
+	case err == nil && resp == nil:
+		err = errNilResponse
+	}
 	return resp, err
+}
+
+// errNilResponse: the transport broke the RoundTripper contract.
+var errNilResponse = errors.New("connmgr: transport returned neither a response nor an error")
+
+// transportPanicError is a panic in the transport, turned into an error.
+// It is never retried.
+type transportPanicError struct {
+	value any
+}
+
+func (e *transportPanicError) Error() string {
+	return "connmgr: transport panicked: " + panicString(e.value)
 }
 
 // feedback reports an attempt's outcome to its breaker (exactly once per
@@ -279,8 +305,15 @@ func (m *Manager) fallbackFor(ep *endpoint, hops int) *endpoint {
 
 // toFallback sends req to fb, the fallback of ep, as a new call under
 // fb's own policies. body and getBody are the request body not yet sent
-// and how to replay it. The call on ep must already be released.
-func (m *Manager) toFallback(ep, fb *endpoint, req *http.Request, body io.ReadCloser, getBody func() (io.ReadCloser, error), hops int, why error) (*http.Response, error) {
+// and how to replay it. release ends the call on ep; toFallback calls it
+// while holding the Manager open, so that a Shutdown in progress never
+// sees zero calls in flight in the hand-over, and the continuation is
+// admitted even though new calls are refused.
+func (m *Manager) toFallback(ep, fb *endpoint, req *http.Request, body io.ReadCloser, getBody func() (io.ReadCloser, error),
+	hops int, why error, release func(*endpoint)) (*http.Response, error) {
+	m.inflight.Add(1)
+	release(ep)
+	defer m.releaseManager()
 	ep.stats.fallbacks.Add(1)
 	freq := req.Clone(req.Context())
 	freq.URL.Host = ep.fallbackHost
@@ -299,20 +332,22 @@ func (m *Manager) toFallback(ep, fb *endpoint, req *http.Request, body io.ReadCl
 // call runs one call on ep: the concurrency cap, then the attempt loop.
 // hops counts the fallbacks taken to get here.
 func (m *Manager) call(ep *endpoint, req *http.Request, hops int) (*http.Response, error) {
-	if !m.acquire(ep) {
+	if hops > 0 {
+		m.acquireContinuation(ep)
+	} else if !m.acquire(ep) {
 		closeRequestBody(req.Body)
 		return nil, m.callError(ep, req, 0, 0, ErrClosed, nil)
 	}
 	ep.stats.requests.Add(1)
 	if ep.bulkhead != nil {
 		if err := ep.bulkhead.acquire(req.Context()); err != nil {
-			m.releaseUncapped(ep)
 			if err == ErrConcurrencyLimit {
 				if fb := m.fallbackFor(ep, hops); fb != nil {
-					return m.toFallback(ep, fb, req, req.Body, req.GetBody, hops, err)
+					return m.toFallback(ep, fb, req, req.Body, req.GetBody, hops, err, m.releaseUncapped)
 				}
 				err = nil
 			}
+			m.releaseUncapped(ep)
 			ep.stats.failures.Add(1)
 			closeRequestBody(req.Body)
 			if err == nil {

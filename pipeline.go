@@ -98,8 +98,8 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 	}
 	replayable := true
 	if body != nil && getBody == nil {
-		if ep.retry.maxAttempts > 1 && ep.retry.maxBufferedBody > 0 {
-			gb, once, err := bufferBody(body, ep.retry.maxBufferedBody)
+		if ep.retry.maxAttempts > 1 && ep.retry.maxBufferedBody > 0 && req.ContentLength <= ep.retry.maxBufferedBody {
+			gb, once, err := bufferBodyUntil(ctx, deadline, body, ep.retry.maxBufferedBody)
 			switch {
 			case err != nil:
 				return fail(0, 0, nil, err)
@@ -114,7 +114,9 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 		}
 	}
 
-	needClone := len(chain.requests) > 0 || len(ep.setHeaders) > 0
+	// hooksSeeRequest: some hook gets the attempt's request, so it must
+	// not share the caller's header map or URL.
+	hooksSeeRequest := !chain.empty()
 	lastStatus := 0
 	for attempt := 1; ; attempt++ {
 		var attemptBody io.ReadCloser
@@ -130,20 +132,15 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 			}
 		}
 
-		// The attempt's own request: a full clone when hooks or headers
-		// change it, else a shallow copy that carries the attempt context.
-		areq := req
-		if needClone {
-			areq = req.Clone(ctx)
-			areq.Body, areq.GetBody = attemptBody, getBody
-			for _, h := range ep.setHeaders {
-				if _, set := areq.Header[h.name]; !set {
-					areq.Header[h.name] = []string{h.value}
-				}
-			}
-		}
+		// With request hooks, the attempt gets a full clone of the caller's
+		// request for the hooks to change. Without, it is built below, after
+		// admission, as one shallow copy carrying the attempt context.
+		var hooked *http.Request
 		if len(chain.requests) > 0 {
-			rc := &RequestContext{Request: areq, Endpoint: ep.key, Attempt: attempt, Values: values}
+			hooked = req.Clone(ctx)
+			hooked.Body, hooked.GetBody = attemptBody, getBody
+			addHeaders(hooked.Header, ep.setHeaders, true)
+			rc := &RequestContext{Request: hooked, Endpoint: ep.key, Attempt: attempt, Values: values}
 			for _, h := range chain.requests {
 				if err := runHook(m, ep, "OnRequest", h, rc); err != nil {
 					closeRequestBody(attemptBody)
@@ -161,7 +158,7 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 				closeRequestBody(attemptBody)
 				return fail(attempt-1, lastStatus, nil, errors.New("OnRequest hook set Request to nil"))
 			}
-			areq = rc.Request
+			hooked = rc.Request
 		}
 
 		// The rate limiter, then the circuit breaker of the upstream. A
@@ -169,16 +166,21 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 		var p permit
 		var bk *bucket
 		if ep.limiter != nil || ep.breakers != nil {
+			admitReq := req
+			if hooked != nil {
+				admitReq = hooked
+			}
 			var aerr error
-			p, bk, aerr = m.admit(ctx, ep, areq, deadline)
+			p, bk, aerr = m.admit(ctx, ep, admitReq, deadline)
 			if aerr != nil {
 				var kind error
 				switch aerr.(type) {
 				case *CircuitOpenError:
 					kind = ErrCircuitOpen
 					if fb := m.fallbackFor(ep, hops); fb != nil {
-						m.release(ep)
-						return m.toFallback(ep, fb, req, attemptBody, getBody, hops, aerr)
+						if fbBody, ok := bodyForFallback(attemptBody, getBody, hooked != nil); ok {
+							return m.toFallback(ep, fb, req, fbBody, getBody, hops, aerr, m.release)
+						}
 					}
 				case *RateLimitError:
 					kind = ErrRateLimited
@@ -193,7 +195,7 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 		// first attempt reuses the call's start unless hooks or a rate
 		// limit wait ran since.
 		sent := start
-		if attempt > 1 || len(chain.requests) > 0 || ep.limiter != nil {
+		if attempt > 1 || hooked != nil || ep.limiter != nil {
 			sent = m.now()
 		}
 		attemptDeadline := deadline
@@ -202,16 +204,46 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 				attemptDeadline = d
 			}
 		}
+		parent := ctx
+		if hooked != nil {
+			parent = hooked.Context()
+		}
 		var actx context.Context
 		var cancel context.CancelFunc
 		if attemptDeadline.IsZero() {
-			actx, cancel = context.WithCancel(areq.Context())
+			actx, cancel = context.WithCancel(parent)
 		} else {
-			actx, cancel = context.WithDeadline(areq.Context(), attemptDeadline)
+			actx, cancel = context.WithDeadline(parent, attemptDeadline)
 		}
-		areq = areq.WithContext(actx)
-		if !needClone {
+		if parent != ctx {
+			// A hook replaced the request's context: the caller's
+			// cancellation must still end the attempt.
+			cancelAttempt := cancel
+			stop := context.AfterFunc(ctx, cancelAttempt)
+			cancel = func() { stop(); cancelAttempt() }
+		}
+		var areq *http.Request
+		if hooked != nil {
+			areq = hooked.WithContext(actx)
+		} else {
+			areq = req.WithContext(actx)
 			areq.Body, areq.GetBody = attemptBody, getBody
+			switch {
+			case hooksSeeRequest:
+				// Hooks may change the header in place: a deep copy.
+				areq.Header = req.Header.Clone()
+				if areq.Header == nil {
+					areq.Header = make(http.Header, len(ep.setHeaders))
+				}
+				addHeaders(areq.Header, ep.setHeaders, true)
+			case len(ep.setHeaders) > 0:
+				// Only the transport sees it, and it does not write to it.
+				areq.Header = headerWith(req.Header, ep.setHeaders)
+			}
+			if hooksSeeRequest && req.URL != nil {
+				u := *req.URL
+				areq.URL = &u
+			}
 		}
 
 		resp, err := m.roundTrip(ep, p, areq)
@@ -251,11 +283,12 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 		// see it, so that Retry == false tells a hook this attempt is the
 		// last one.
 		var wait time.Duration
-		var token, budgetRefused bool
+		var token retryToken
+		var budgetRefused bool
 		if policyRetry {
 			wait, token, budgetRefused = m.admitRetry(ep, attempt, retryAfter, deadline)
 		}
-		retry := token
+		retry := token.ok()
 		if len(chain.errors) > 0 {
 			ec := &ErrorContext{Request: areq, Err: hookErr, Response: resp, Endpoint: ep.key,
 				Attempt: attempt, Values: values, Retry: retry, RetryAfter: retryAfter}
@@ -276,11 +309,11 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 			}
 			retry = ec.Retry && canRetry
 			switch {
-			case retry && (!token || ec.RetryAfter != retryAfter):
+			case retry && (!token.ok() || ec.RetryAfter != retryAfter):
 				// The hook asked for a retry, or for another wait: decide again.
 				ep.budget.refund(token)
 				wait, token, budgetRefused = m.admitRetry(ep, attempt, ec.RetryAfter, deadline)
-				retry = token
+				retry = token.ok()
 			case !retry:
 				ep.budget.refund(token)
 			}
@@ -290,6 +323,7 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 			ep.stats.retries.Add(1)
 			m.logRetry(ctx, ep, req, attempt, lastStatus, err, wait)
 			if werr := sleepCtx(ctx, wait); werr != nil {
+				ep.budget.refund(token)
 				return fail(attempt, lastStatus, nil, werr)
 			}
 			continue
@@ -361,23 +395,71 @@ func (m *Manager) answer(ep *endpoint, req, areq *http.Request, resp *http.Respo
 	return resp, nil
 }
 
+// addHeaders sets each of hs that h does not already carry. The values
+// are the endpoint's own slices, shared by every request, unless copy is
+// set (a hook may write to them).
+func addHeaders(h http.Header, hs []headerValue, copy bool) {
+	for _, hv := range hs {
+		if _, set := h[hv.name]; set {
+			continue
+		}
+		if copy {
+			h[hv.name] = []string{hv.values[0]}
+		} else {
+			h[hv.name] = hv.values
+		}
+	}
+}
+
+// headerWith returns a copy of h, plus each of hs that h does not carry,
+// in one map sized for both.
+func headerWith(h http.Header, hs []headerValue) http.Header {
+	out := make(http.Header, len(h)+len(hs))
+	for k, v := range h {
+		out[k] = v[:len(v):len(v)] // shared values, but an append copies
+	}
+	addHeaders(out, hs, false)
+	return out
+}
+
+// bodyForFallback returns the body to send to a fallback endpoint instead
+// of the attempt. A body a request hook may have read is replayed through
+// getBody; without getBody there is nothing safe to send, and the call
+// does not fall back.
+func bodyForFallback(attemptBody io.ReadCloser, getBody func() (io.ReadCloser, error), hooksRan bool) (io.ReadCloser, bool) {
+	if attemptBody == nil || !hooksRan {
+		return attemptBody, true
+	}
+	if getBody == nil {
+		return nil, false
+	}
+	closeRequestBody(attemptBody)
+	b, err := getBody()
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
 // admitRetry decides whether a retry may go: the wait (backoff, or
 // retryAfter when longer) must end before the deadline, and the retry
-// budget must pay for it. ok means a budget token was taken.
-func (m *Manager) admitRetry(ep *endpoint, attempt int, retryAfter time.Duration, deadline time.Time) (wait time.Duration, ok, budgetRefused bool) {
+// budget must pay for it. The token says what paid, so that a retry not
+// made after all can give it back.
+func (m *Manager) admitRetry(ep *endpoint, attempt int, retryAfter time.Duration, deadline time.Time) (wait time.Duration, token retryToken, budgetRefused bool) {
 	wait = ep.retry.backoff(attempt)
 	if retryAfter > wait {
 		wait = retryAfter
 	}
 	now := m.now()
 	if !deadline.IsZero() && now.Add(wait).After(deadline) {
-		return wait, false, false // the wait would pass the deadline: stop now
+		return wait, noToken, false // the wait would pass the deadline: stop now
 	}
-	if !ep.budget.withdraw(now) {
+	token = ep.budget.withdraw(now)
+	if !token.ok() {
 		ep.stats.budgetExhausted.Add(1)
-		return wait, false, true
+		return wait, noToken, true
 	}
-	return wait, true, false
+	return wait, token, false
 }
 
 // discard drops a response the call will not return: its body drained a

@@ -51,8 +51,11 @@ type endpoint struct {
 	stats        *endpointStats
 }
 
+// headerValue is one header to set: its canonical name and its values,
+// a slice built once per endpoint and shared (read-only) by every request.
 type headerValue struct {
-	name, value string
+	name   string
+	values []string
 }
 
 // compiledConfig is a validated Config with every endpoint resolved. It
@@ -367,13 +370,13 @@ func headersToSet(c EndpointConfig) []headerValue {
 	a := c.Auth
 	switch {
 	case a.BearerToken != "":
-		hs = append(hs, headerValue{"Authorization", "Bearer " + a.BearerToken})
+		hs = append(hs, headerValue{"Authorization", []string{"Bearer " + a.BearerToken}})
 	case a.APIKey != "":
-		hs = append(hs, headerValue{http.CanonicalHeaderKey(a.APIKeyHeader), a.APIKey})
+		hs = append(hs, headerValue{http.CanonicalHeaderKey(a.APIKeyHeader), []string{a.APIKey}})
 	case a.Username != "":
 		r := &http.Request{Header: http.Header{}}
 		r.SetBasicAuth(a.Username, a.Password)
-		hs = append(hs, headerValue{"Authorization", r.Header.Get("Authorization")})
+		hs = append(hs, headerValue{"Authorization", []string{r.Header.Get("Authorization")}})
 	}
 	names := make([]string, 0, len(c.Headers))
 	for name := range c.Headers {
@@ -381,7 +384,7 @@ func headersToSet(c EndpointConfig) []headerValue {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		hs = append(hs, headerValue{http.CanonicalHeaderKey(name), c.Headers[name]})
+		hs = append(hs, headerValue{http.CanonicalHeaderKey(name), []string{c.Headers[name]}})
 	}
 	return hs
 }

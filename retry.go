@@ -192,6 +192,10 @@ func classifyError(callCtx context.Context, err error) errorClass {
 		errors.As(err, &verification), errors.As(err, &recordHeader), errors.As(err, &alert):
 		return errNotRetryable
 	}
+	var panicked *transportPanicError
+	if errors.As(err, &panicked) || errors.Is(err, errNilResponse) {
+		return errNotRetryable
+	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return errDial
@@ -240,19 +244,23 @@ func (b *retryBudget) deposit() {
 	}
 }
 
-// refund returns a token taken by withdraw for a retry that was not
-// made. It does nothing when taken is false.
-func (b *retryBudget) refund(taken bool) {
-	if b == nil || !taken {
-		return
-	}
-	b.balance.Add(1000)
-}
+// retryToken is what withdraw paid a retry with.
+type retryToken uint8
 
-// withdraw pays for one retry at time now, reporting whether it may go.
-func (b *retryBudget) withdraw(now time.Time) bool {
+const (
+	noToken      retryToken = iota // refused
+	freeToken                      // no budget: every retry is allowed
+	floorToken                     // from the per-second floor
+	balanceToken                   // from the calls' deposits
+)
+
+// ok reports whether the retry may go.
+func (t retryToken) ok() bool { return t != noToken }
+
+// withdraw pays for one retry at time now. A nil budget is unlimited.
+func (b *retryBudget) withdraw(now time.Time) retryToken {
 	if b == nil {
-		return true
+		return freeToken
 	}
 	for {
 		cur := b.balance.Load()
@@ -260,8 +268,22 @@ func (b *retryBudget) withdraw(now time.Time) bool {
 			break
 		}
 		if b.balance.CompareAndSwap(cur, cur-1000) {
-			return true
+			return balanceToken
 		}
 	}
-	return b.floor.AllowN(now, 1)
+	if b.floor.AllowN(now, 1) {
+		return floorToken
+	}
+	return noToken
+}
+
+// refund gives back a token taken for a retry that was not made. Only a
+// balance token goes back (capped like a deposit); a floor token is spent.
+func (b *retryBudget) refund(t retryToken) {
+	if b == nil || t != balanceToken {
+		return
+	}
+	if n := b.balance.Add(1000); n > budgetCapMilli {
+		b.balance.CompareAndSwap(n, budgetCapMilli)
+	}
 }
