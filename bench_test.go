@@ -58,6 +58,23 @@ func BenchmarkPipeline(b *testing.B) {
 			drain(b, resp, err)
 		}
 	})
+	b.Run("connmgr_caller_timeout", func(b *testing.B) {
+		// The caller keeps its own timeout, shorter than connmgr's: the
+		// attempt runs under it instead of nesting a second timer.
+		m, err := New(Config{}, WithTransport(cannedTransport{}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		c := m.Client()
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			resp, err := c.Do(req.WithContext(ctx))
+			drain(b, resp, err)
+			cancel()
+		}
+	})
 	b.Run("connmgr_roundtrip", func(b *testing.B) {
 		m, err := New(Config{}, WithTransport(cannedTransport{}))
 		if err != nil {

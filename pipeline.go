@@ -210,7 +210,12 @@ func (m *Manager) send(ep *endpoint, req *http.Request, hops int) (*http.Respons
 		}
 		var actx context.Context
 		var cancel context.CancelFunc
-		if attemptDeadline.IsZero() {
+		if d, ok := ctx.Deadline(); ok && parent == ctx && !attemptDeadline.IsZero() && !d.After(attemptDeadline) {
+			// The caller's own deadline comes first: it is the per-try
+			// timeout, and a context of our own would only add a second
+			// timer for the same moment.
+			actx, cancel = ctx, noCancel
+		} else if attemptDeadline.IsZero() {
 			actx, cancel = context.WithCancel(parent)
 		} else {
 			actx, cancel = context.WithDeadline(parent, attemptDeadline)
@@ -394,6 +399,10 @@ func (m *Manager) answer(ep *endpoint, req, areq *http.Request, resp *http.Respo
 	}
 	return resp, nil
 }
+
+// noCancel stands for the cancel func of an attempt that runs directly
+// under the caller's context.
+func noCancel() {}
 
 // addHeaders sets each of hs that h does not already carry. The values
 // are the endpoint's own slices, shared by every request, unless copy is

@@ -276,3 +276,28 @@ func TestReplacedRequestStillEndsWithTheCallersContext(t *testing.T) {
 	assert.True(t, errors.Is(err, context.Canceled))
 	assert.Less(t, time.Since(start), time.Second, "the caller's cancel reached the attempt")
 }
+
+func TestCallerDeadlineServesAsThePerTryTimeout(t *testing.T) {
+	var sawDeadline time.Time
+	ft := &fakeTransport{fn: func(n int, r *http.Request) (*http.Response, error) {
+		sawDeadline, _ = r.Context().Deadline()
+		return cannedResponse(r, 200, "ok"), nil
+	}}
+	m := newTestManager(t, Config{Default: EndpointConfig{Timeout: 10 * time.Second}}, WithTransport(ft))
+	allocsUnder := func(callerTimeout time.Duration) (float64, time.Time) {
+		ctx, cancel := context.WithTimeout(context.Background(), callerTimeout)
+		defer cancel()
+		want, _ := ctx.Deadline()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://api.test/", nil)
+		return testing.AllocsPerRun(50, func() {
+			resp, err := m.RoundTrip(req)
+			require.NoError(t, err)
+			readAll(t, resp)
+		}), want
+	}
+	shorter, want := allocsUnder(time.Second)
+	assert.Equal(t, want, sawDeadline, "the attempt ran under the caller's deadline")
+	longer, _ := allocsUnder(time.Minute)
+	assert.LessOrEqual(t, shorter+3, longer, "no context or timer of our own under a shorter caller deadline")
+	assert.EqualValues(t, 0, m.Stats().InFlight, "the call still ends when its body is closed")
+}

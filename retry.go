@@ -236,8 +236,8 @@ func newRetryBudget(c RetryBudgetConfig) *retryBudget {
 
 // deposit credits one call. A nil budget is unlimited.
 func (b *retryBudget) deposit() {
-	if b == nil || b.depositMilli == 0 {
-		return
+	if b == nil || b.depositMilli == 0 || b.balance.Load() >= budgetCapMilli {
+		return // nothing to save, or the savings are full: no shared write
 	}
 	if n := b.balance.Add(b.depositMilli); n > budgetCapMilli {
 		b.balance.CompareAndSwap(n, budgetCapMilli)
