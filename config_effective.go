@@ -32,10 +32,13 @@ func (cfg Config) Effective() (Config, error) {
 }
 
 // Redacted returns a copy of cfg with every secret replaced by
-// "REDACTED": bearer tokens, API keys, passwords, TLS key passwords, and
-// the values of secret headers (Authorization, Cookie and the others
-// always redacted, each API key header, and Redact.Headers). Use it
-// before a Config reaches a log, a terminal or a status page.
+// "REDACTED": bearer tokens, API keys, basic auth user names and
+// passwords, TLS key passwords, and the values of secret headers
+// (Authorization, Cookie and the others always redacted, each API key
+// header, and Redact.Headers). A user name is masked too because some
+// APIs take the secret as the user name and no password (Stripe's keys,
+// GitHub's tokens). Use it before a Config reaches a log, a terminal or
+// a status page.
 func (cfg Config) Redacted() Config {
 	extra := append([]string(nil), cfg.Redact.Headers...)
 	for _, ec := range cfg.Endpoints {
@@ -66,6 +69,7 @@ func redactEndpoint(ec EndpointConfig, r *redact.Redactor) EndpointConfig {
 	}
 	mask(&ec.Auth.BearerToken)
 	mask(&ec.Auth.APIKey)
+	mask(&ec.Auth.Username)
 	mask(&ec.Auth.Password)
 	mask(&ec.TLS.KeyPassword)
 	if ec.Headers != nil {

@@ -136,6 +136,8 @@ func TestEffectiveAndRedacted(t *testing.T) {
 			},
 			"b.com": {Auth: AuthConfig{Username: "u", Password: "pw"}},
 			"c.com": {Auth: AuthConfig{BearerToken: "tok"}},
+			// A lone user name is the whole credential for Stripe-style APIs.
+			"d.com": {Auth: AuthConfig{Username: "sk_live_secret"}},
 		},
 		Redact: RedactConfig{Headers: []string{"X-Session"}},
 	}
@@ -159,13 +161,14 @@ func TestEffectiveAndRedacted(t *testing.T) {
 		"api_key": ra.Auth.APIKey, "api key header": ra.Headers["X-Key"], "redact.headers": ra.Headers["X-Session"],
 		"Cookie": ra.Headers["Cookie"], "key_password": ra.TLS.KeyPassword,
 		"password": r.Endpoints["b.com"].Auth.Password, "bearer_token": r.Endpoints["c.com"].Auth.BearerToken,
+		"username": r.Endpoints["b.com"].Auth.Username, "lone username": r.Endpoints["d.com"].Auth.Username,
 		"default Cookie": r.Default.Headers["Cookie"],
 	} {
 		if got != "REDACTED" {
 			t.Errorf("%s = %q, want REDACTED", what, got)
 		}
 	}
-	if ra.Headers["X-Plain"] != "p" || r.Endpoints["b.com"].Auth.Username != "u" {
+	if ra.Headers["X-Plain"] != "p" {
 		t.Errorf("redacted too much: %+v", ra.Headers)
 	}
 	if eff.Endpoints["c.com"].Auth.BearerToken != "tok" || eff.Endpoints["api.example.com"].Headers["X-Key"] != "also-secret" {

@@ -13,8 +13,13 @@ import (
 // Mask replaces every secret value.
 const Mask = "REDACTED"
 
-// DefaultHeaders are always secret.
-var DefaultHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Api-Key"}
+// DefaultHeaders are always secret: credentials (Authorization and its
+// proxy form, the usual API key header, and the token headers of GitLab
+// and Vault) and session cookies.
+var DefaultHeaders = []string{
+	"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie",
+	"X-Api-Key", "X-Auth-Token", "X-Vault-Token",
+}
 
 // DefaultQueryKeys are URL query parameters that are always secret.
 var DefaultQueryKeys = []string{

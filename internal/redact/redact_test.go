@@ -59,11 +59,13 @@ func TestHeader(t *testing.T) {
 		"Set-Cookie":          {"s=1"},
 		"Proxy-Authorization": {"Basic x"},
 		"X-Api-Key":           {"k"},
+		"X-Auth-Token":        {"gitlab-or-openstack-token"},
+		"X-Vault-Token":       {"hvs.token"},
 		"X-Signature":         {"sig"},
 		"Accept":              {"application/json"},
 	}
 	got := r.Header(h)
-	for _, k := range []string{"Authorization", "Proxy-Authorization", "Set-Cookie", "X-Api-Key", "X-Signature"} {
+	for _, k := range []string{"Authorization", "Proxy-Authorization", "Set-Cookie", "X-Api-Key", "X-Auth-Token", "X-Vault-Token", "X-Signature"} {
 		assert.Equal(t, []string{Mask}, got[k], k)
 	}
 	assert.Equal(t, []string{Mask, Mask}, got["Cookie"])
