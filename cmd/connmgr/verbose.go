@@ -193,6 +193,11 @@ func describeErr(err error) string {
 	return strings.TrimPrefix(err.Error(), "connmgr: ")
 }
 
+// urlHeaders are headers whose value is a URL: its query may hold a
+// secret (a redirect to "/callback?code=..."), redacted as the request
+// URL is.
+var urlHeaders = map[string]bool{"Location": true, "Content-Location": true, "Referer": true}
+
 // headers prints headers, sorted, secrets redacted.
 func (t *tracer) headers(prefix string, h http.Header) {
 	names := make([]string, 0, len(h))
@@ -202,8 +207,11 @@ func (t *tracer) headers(prefix string, h http.Header) {
 	sort.Strings(names)
 	for _, k := range names {
 		for _, v := range h[k] {
-			if t.redactor.SecretHeader(k) {
+			switch ck := http.CanonicalHeaderKey(k); {
+			case t.redactor.SecretHeader(ck):
 				v = redact.Mask
+			case urlHeaders[ck]:
+				v = t.redactor.String(v)
 			}
 			t.printf("%s %s: %s\n", prefix, k, v)
 		}
