@@ -43,7 +43,7 @@ func runConfig(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, configUsage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "connmgr config: unknown command %q\n\n%s", args[0], configUsage)
+	fmt.Fprintf(stderr, "connmgr config: unknown command %s\n\n%s", argText(args[0]), configUsage)
 	return exitUsage
 }
 
@@ -68,7 +68,7 @@ func runConfigSample(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if len(rest) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", rest[0])
+		return usageError(fs, stderr, "unexpected argument %s", argText(rest[0]))
 	}
 	if err := connmgr.WriteSampleConfig(stdout); err != nil {
 		fmt.Fprintf(stderr, "connmgr config sample: %v\n", err)
@@ -115,7 +115,7 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 	case len(rest) == 0:
 		return usageError(fs, stderr, "missing FILE")
 	case len(rest) > 1:
-		return usageError(fs, stderr, "unexpected argument %q", rest[1])
+		return usageError(fs, stderr, "unexpected argument %s", argText(rest[1]))
 	}
 	path := rest[0]
 	cfg, err := loadConfig(path, *envPrefix)

@@ -95,7 +95,7 @@ func parseDemoFlags(args []string, stdout, stderr io.Writer) (opts demoOptions, 
 	var problem string
 	switch {
 	case fs.NArg() > 0:
-		problem = fmt.Sprintf("unexpected argument %q", fs.Arg(0))
+		problem = "unexpected argument " + argText(fs.Arg(0))
 	case opts.duration <= 0:
 		problem = fmt.Sprintf("--duration must be > 0, got %v", opts.duration)
 	case opts.workers < 1 || opts.workers > 256:

@@ -6,7 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
+	"strconv"
 	"strings"
+
+	"github.com/connmgr/connmgr/internal/redact"
 )
 
 // Exit codes of the commands. They are documented in the usage text.
@@ -22,13 +26,39 @@ type headerList []string
 
 func (h *headerList) String() string { return strings.Join(*h, ", ") }
 
+// Set records a header. It accepts anything: the flag package would
+// quote a bad value in its error, and a header is often a secret
+// ("Authorization Bearer ..." with the colon forgotten); check says what
+// is wrong without it.
 func (h *headerList) Set(v string) error {
-	name, _, ok := strings.Cut(v, ":")
-	if !ok || strings.TrimSpace(name) == "" {
-		return fmt.Errorf("want \"Name: value\", got %q", v)
-	}
 	*h = append(*h, v)
 	return nil
+}
+
+// check returns an error for the first header that is not "Name: value",
+// naming it by its position, never by its text.
+func (h headerList) check() error {
+	for i, v := range h {
+		name, _, ok := strings.Cut(v, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return fmt.Errorf("-H/--header #%d: want \"Name: value\" (not shown: it may hold a secret)", i+1)
+		}
+	}
+	return nil
+}
+
+// argText quotes a command-line argument for a message. An argument that
+// is a URL has its userinfo and secret query values redacted, as -v and
+// the errors of the library do.
+func argText(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err == nil && (u.User != nil || u.RawQuery != "" || u.Fragment != ""):
+		s = redact.New(nil, nil).URL(u)
+	case err != nil && strings.ContainsAny(s, "@?#"):
+		s = redact.Mask // cannot be inspected, so cannot be shown
+	}
+	return strconv.Quote(s)
 }
 
 // parseArgs parses args with fs, allowing flags after positional

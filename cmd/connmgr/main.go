@@ -70,7 +70,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 					return c.run([]string{"--help"}, stdin, stdout, stdout)
 				}
 			}
-			fmt.Fprintf(stderr, "connmgr: unknown command %q\n\n", rest[0])
+			fmt.Fprintf(stderr, "connmgr: unknown command %s\n\n", argText(rest[0]))
 			usage(stderr)
 			return 2
 		}
@@ -82,7 +82,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return c.run(rest, stdin, stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "connmgr: unknown command %q\n\n", name)
+	fmt.Fprintf(stderr, "connmgr: unknown command %s\n\n", argText(name))
 	usage(stderr)
 	return 2
 }

@@ -145,11 +145,14 @@ func runRequest(name, method string, args []string, stdin io.Reader, stdout, std
 	case len(rest) == 0:
 		return usageError(fs, stderr, "missing URL")
 	case len(rest) > 1:
-		return usageError(fs, stderr, "unexpected argument %q (one URL per call)", rest[1])
+		return usageError(fs, stderr, "unexpected argument %s (one URL per call)", argText(rest[1]))
 	}
 	target, err := url.Parse(rest[0])
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return usageError(fs, stderr, "%q is not an http:// or https:// URL", rest[0])
+		return usageError(fs, stderr, "%s is not an http:// or https:// URL", argText(rest[0]))
+	}
+	if err := o.headers.check(); err != nil {
+		return usageError(fs, stderr, "%v", err)
 	}
 	switch {
 	case method != "":
