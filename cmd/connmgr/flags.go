@@ -16,7 +16,7 @@ import (
 // Exit codes of the commands. They are documented in the usage text.
 const (
 	exitOK        = 0 // success; for requests, a status below 400
-	exitFailed    = 1 // config check found problems; a request got a status >= 400
+	exitFailed    = 1 // config check found problems; a request got a status >= 400, or its body could not be written
 	exitUsage     = 2 // bad flags or arguments, or a --config file that does not load
 	exitTransport = 3 // a request got no response: connection, timeout, breaker, limiter
 )

@@ -105,7 +105,8 @@ Examples:
 	connmgr demo --config connmgr.yaml
 
 Exit codes: 0 success; 1 the command failed (a config check found
-problems, a request got a status >= 400); 2 usage error; 3 a request got
-no response (connection, timeout, breaker, rate limit).
+problems, a request got a status >= 400 or its body could not be
+written); 2 usage error; 3 a request got no response (connection,
+timeout, breaker, rate limit).
 `)
 }

@@ -54,7 +54,8 @@ const requestFlags = `Flags:
 Flags may come before or after the URL; "--" ends them.
 
 Exit codes: 0 a response with a status below 400; 1 a response with a
-status of 400 or more (its body is still written); 2 a usage error or a
+status of 400 or more (its body is still written), or a body that could
+not be written (to --output or stdout); 2 a usage error or a
 --config file that does not load; 3 no response: connection refused or
 reset, timeout, circuit breaker open, rate limited, concurrency limit.
 `
@@ -239,21 +240,32 @@ func runRequest(name, method string, args []string, stdin io.Reader, stdout, std
 	}
 	defer resp.Body.Close()
 
-	var out io.Writer = stdout
+	// The request was sent and answered: from here a local failure to
+	// write the body is the command failing (1), neither a usage error
+	// nor a missing response.
+	out := &outputWriter{w: stdout, name: "standard output"}
+	var file *os.File
 	if o.output != "" && o.output != "-" {
-		f, err := os.Create(o.output)
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: --output: %v\n", cmd, err)
-			return exitUsage
+		if file, err = os.Create(o.output); err != nil {
+			fmt.Fprintf(stderr, "%s: writing %s: %v\n", cmd, o.output, err)
+			return exitFailed
 		}
-		defer f.Close()
-		out = f
+		out.w, out.name = file, o.output
 	}
 	if o.include {
 		writeHead(out, resp)
 	}
 	n, err := io.Copy(out, resp.Body)
-	if err != nil {
+	if file != nil {
+		if cerr := file.Close(); cerr != nil && out.err == nil {
+			out.err = cerr // a full disk or quota may show only now
+		}
+	}
+	switch {
+	case out.err != nil:
+		fmt.Fprintf(stderr, "%s: writing %s: %v\n", cmd, out.name, out.err)
+		return exitFailed
+	case err != nil:
 		fmt.Fprintf(stderr, "%s: reading the body after %d bytes: %v\n", cmd, n, err)
 		return exitTransport
 	}
@@ -264,6 +276,25 @@ func runRequest(name, method string, args []string, stdin io.Reader, stdout, std
 		return exitFailed
 	}
 	return exitOK
+}
+
+// outputWriter is where the body goes; it keeps the first write error,
+// so that a failure to write is told apart from a failure to read.
+type outputWriter struct {
+	w    io.Writer
+	name string // for messages: the file, or "standard output"
+	err  error
+}
+
+func (o *outputWriter) Write(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	n, err := o.w.Write(p)
+	if err != nil {
+		o.err = err
+	}
+	return n, err
 }
 
 // readData returns the body --data names: the text itself, @FILE, or @-
