@@ -89,6 +89,13 @@ func ParseConfig(data []byte, format string) (Config, error) {
 	return parseConfig(data, format, "", "", osEnvironment())
 }
 
+// ParseConfigEnv is ParseConfig followed by the environment overrides of
+// LoadConfigEnv, for a config that is not in a file (standard input, a
+// secret store).
+func ParseConfigEnv(data []byte, format, prefix string) (Config, error) {
+	return parseConfig(data, format, "", prefix, osEnvironment())
+}
+
 // environment is where ${VAR} and overrides are looked up; tests and the
 // fuzz target supply their own.
 type environment struct {

@@ -660,3 +660,11 @@ func TestParseConfigMergeBomb(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+func TestParseConfigEnvAppliesOverrides(t *testing.T) {
+	t.Setenv("PCE_TEST_DEFAULT__TIMEOUT", "3s")
+	cfg, err := ParseConfigEnv([]byte("default: {timeout: 1s}"), "yaml", "PCE_TEST_")
+	if err != nil || cfg.Default.Timeout != 3*time.Second {
+		t.Errorf("cfg = %+v, err = %v", cfg.Default, err)
+	}
+}
