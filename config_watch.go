@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -29,7 +30,8 @@ type ReloadStats struct {
 	LastAttempt time.Time `json:"last_attempt"`
 	LastSuccess time.Time `json:"last_success"`
 	// LastError is why the last reload was refused, or "" when it was
-	// applied. Values taken from the environment are not quoted in it.
+	// applied, cut to 4 KiB. Values taken from the environment are not
+	// quoted in it.
 	LastError string `json:"last_error,omitempty"`
 	// WatchedFile is the file Watch follows, or "".
 	WatchedFile string `json:"watched_file,omitempty"`
@@ -67,6 +69,24 @@ type configWatch struct {
 	debounce time.Duration
 }
 
+// maxLastErrorSize caps ReloadStats.LastError: Stats is polled and
+// served, and a config with many problems makes a long error.
+const maxLastErrorSize = 4 << 10
+
+// truncateText cuts s to at most max bytes, at a character boundary,
+// saying that it did.
+func truncateText(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const more = " [... cut]"
+	cut := max - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
+}
+
 // recordReload counts a reload attempt and tells the listener. It must
 // be called without holding reloadMu.
 func (m *Manager) recordReload(err error) {
@@ -80,7 +100,7 @@ func (m *Manager) recordReload(err error) {
 		w.stats.LastError = ""
 	} else {
 		w.stats.Failures++
-		w.stats.LastError = err.Error()
+		w.stats.LastError = truncateText(err.Error(), maxLastErrorSize)
 	}
 	w.statsMu.Unlock()
 	if fn := m.opts.reloadListener; fn != nil {

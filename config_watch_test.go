@@ -389,6 +389,41 @@ func TestReloadAllOrNothing(t *testing.T) {
 	}
 }
 
+// TestReloadLastErrorIsCut: Stats is polled and served; a config with
+// many problems must not make every snapshot carry a long error.
+func TestReloadLastErrorIsCut(t *testing.T) {
+	m := newTestManager(t, Config{})
+	bad := Config{Endpoints: map[string]EndpointConfig{}}
+	for i := 0; i < 200; i++ {
+		bad.Endpoints[fmt.Sprintf("host-%03d.example.com", i)] = EndpointConfig{Retry: RetryConfig{MaxAttempts: -1}}
+	}
+	err := m.Reload(bad)
+	if err == nil || len(err.Error()) <= maxLastErrorSize {
+		t.Fatalf("Reload = %d bytes of error, want more than %d for this test", len(fmt.Sprint(err)), maxLastErrorSize)
+	}
+	got := m.Stats().Reload.LastError
+	if len(got) > maxLastErrorSize || !strings.HasSuffix(got, "[... cut]") || !strings.HasPrefix(err.Error(), strings.TrimSuffix(got, " [... cut]")) {
+		t.Errorf("LastError is %d bytes, ends %q; want at most %d, a prefix of the error, marked as cut", len(got), got[max(0, len(got)-20):], maxLastErrorSize)
+	}
+}
+
+func TestTruncateText(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"short", 20, "short"},
+		{"0123456789abcdefghijklmnop", 20, "0123456789 [... cut]"},
+		{"012345678éééééééé", 20, "012345678 [... cut]"}, // not inside the é
+	}
+	for _, tt := range tests {
+		if got := truncateText(tt.in, tt.max); got != tt.want {
+			t.Errorf("truncateText(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+		}
+	}
+}
+
 // TestReloadUnderLoad rewrites the watched file, by atomic rename and by
 // symlink swap, while requests run, and checks that no request fails,
 // that each change is applied, and that the endpoint whose settings never
