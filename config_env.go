@@ -34,6 +34,10 @@ func (l *loader) override(cfg *Config, name, rest, value string) {
 	if value == "" {
 		return
 	}
+	l.envText[value] = true
+	for _, item := range strings.Split(value, ",") {
+		l.envText[strings.TrimSpace(item)] = true // list items are shown alone
+	}
 	if problem := checkEnvValue(value); problem != "" {
 		l.add(0, where, "value %s", problem)
 		return
@@ -167,10 +171,11 @@ func (l *loader) overrideField(v reflect.Value, path, fields, name, value string
 }
 
 // decodeScalar decodes text, typed as if written unquoted in YAML, into a
-// new value of type t.
+// new value of type t. text comes from the environment: a problem never
+// quotes it.
 func decodeScalar(text string, t reflect.Type) (reflect.Value, string) {
 	n := &yaml.Node{Kind: yaml.ScalarNode, Value: text}
-	if problem := checkScalar(n, t, false); problem != "" {
+	if problem := checkScalar(n, t, true); problem != "" {
 		return reflect.Value{}, problem
 	}
 	out := reflect.New(t)
@@ -178,7 +183,7 @@ func decodeScalar(text string, t reflect.Type) (reflect.Value, string) {
 		_, msg := splitYAMLLine(err.Error())
 		msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
 		_, msg = splitYAMLLine(msg)
-		return reflect.Value{}, msg
+		return reflect.Value{}, scrubValue(msg)
 	}
 	return out.Elem(), ""
 }

@@ -55,7 +55,8 @@ const (
 //
 // Then the config is validated as New would. Every problem found is
 // reported at once in a *ConfigError, each with its field path and,
-// where the file sets it, its line. Errors reading the file are returned
+// where the file sets it, its line. No problem quotes a value taken from
+// the environment: it may be a secret put in the wrong place. Errors reading the file are returned
 // as they are (errors.Is(err, fs.ErrNotExist) holds for a missing file).
 func LoadConfig(path string) (Config, error) {
 	return loadConfigFile(path, "", osEnvironment())
@@ -158,6 +159,8 @@ func parseConfig(data []byte, format, source, prefix string, env environment) (C
 		expanded: map[int]bool{},
 		visited:  map[*yaml.Node]bool{},
 		fromEnv:  map[string]string{},
+		envPaths: map[string]bool{},
+		envText:  map[string]bool{},
 		merged:   map[mergeKey]bool{},
 	}
 	cfg, decoded := l.decode(data, format)
@@ -200,6 +203,8 @@ type loader struct {
 	expanded map[int]bool        // lines with a value taken from the environment
 	visited  map[*yaml.Node]bool // scalars already expanded (anchors are shared)
 	fromEnv  map[string]string   // field path -> the variable that overrode it
+	envPaths map[string]bool     // field paths whose value ${VAR} expanded
+	envText  map[string]bool     // every value taken from the environment, as text
 	merged   map[mergeKey]bool   // mappings already checked as merge sources
 }
 
@@ -242,8 +247,15 @@ func (l *loader) mark(line int, path string) {
 
 // annotate points a validation problem at the file: at the line of its
 // field, or of the closest enclosing block the file sets, or at the
-// environment variable that set it.
+// environment variable that set it. Validation quotes no strings, but it
+// does say "got 5" of a number: that is cut when the number came from the
+// environment.
 func (l *loader) annotate(p FieldError) FieldError {
+	if i := strings.LastIndex(p.Problem, ", got "); i >= 0 {
+		if l.envText[p.Problem[i+len(", got "):]] || coveredBy(p.Path, l.envPaths) || l.fromEnv[p.Path] != "" {
+			p.Problem = p.Problem[:i]
+		}
+	}
 	for path := p.Path; path != ""; path = parentPath(path) {
 		if name, ok := l.fromEnv[path]; ok {
 			p.Problem += " (set by $" + name + ")"
@@ -255,6 +267,27 @@ func (l *loader) annotate(p FieldError) FieldError {
 		}
 	}
 	return p
+}
+
+// quotesEnvText reports whether a decoder message quotes (between
+// backquotes, perhaps cut short with "...") a value that came from the
+// environment.
+func (l *loader) quotesEnvText(msg string) bool {
+	i := strings.IndexByte(msg, '`')
+	j := strings.LastIndexByte(msg, '`')
+	if i < 0 || j <= i {
+		return false
+	}
+	q := strings.TrimSuffix(msg[i+1:j], "...")
+	if q == "" {
+		return false
+	}
+	for v := range l.envText {
+		if strings.HasPrefix(v, q) {
+			return true
+		}
+	}
+	return false
 }
 
 // coveredBy reports whether path or a block enclosing it is in paths.
@@ -327,7 +360,7 @@ func (l *loader) decode(data []byte, format string) (Config, bool) {
 			if line > 0 && l.bad[line] {
 				continue // the walk already said what is wrong here
 			}
-			if l.expanded[line] {
+			if l.expanded[line] || l.quotesEnvText(text) {
 				text = scrubValue(text)
 			}
 			l.add(line, l.linePath[line], "%s", text)
@@ -768,6 +801,8 @@ func (l *loader) scalar(n *yaml.Node, t reflect.Type, path string) {
 		}
 		if fromEnv {
 			l.expanded[n.Line] = true
+			l.envPaths[path] = true
+			l.envText[out] = true
 		}
 	}
 	if problem := checkScalar(n, t, fromEnv); problem != "" {

@@ -30,8 +30,9 @@ type ReloadStats struct {
 	LastAttempt time.Time `json:"last_attempt"`
 	LastSuccess time.Time `json:"last_success"`
 	// LastError is why the last reload was refused, or "" when it was
-	// applied, cut to 4 KiB. Values taken from the environment are not
-	// quoted in it.
+	// applied, cut to 4 KiB. It never quotes a value taken from the
+	// environment (${VAR} or an override), nor any string setting:
+	// validation names the field and the rule.
 	LastError string `json:"last_error,omitempty"`
 	// WatchedFile is the file Watch follows, or "".
 	WatchedFile string `json:"watched_file,omitempty"`

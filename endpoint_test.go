@@ -138,10 +138,10 @@ func TestValidationNamesEveryProblem(t *testing.T) {
 		`same endpoint as "api.example.com"`,
 		`endpoints["b.example.com"].headers["Bad Header"]: not a valid header name`,
 		`endpoints["b.example.com"].headers["Bad Header"]: value must not contain control characters`,
-		`endpoints["b.example.com"].fallback: names no endpoint: "nowhere"`,
+		`endpoints["b.example.com"].fallback: names no endpoint`,
 		`endpoints["c.example.com"].fallback: fallback cycle`,
 		`endpoints["*"]: "*" is only allowed`,
-		`endpoints["e.example.com"].tls.min_version: must be "1.2" or "1.3", got "1.0"`,
+		`endpoints["e.example.com"].tls.min_version: must be "1.2" or "1.3"`,
 	} {
 		assert.Contains(t, msg, want)
 	}

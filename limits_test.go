@@ -56,7 +56,7 @@ func TestFallbackValidation(t *testing.T) {
 			"a.test": {Fallback: "b.test"}, "b.test": {Fallback: "c.test"}, "c.test": {Fallback: "A.test"},
 		}, `endpoints["a.test"].fallback: fallback cycle`},
 		{"unknown", map[string]EndpointConfig{"a.test": {Fallback: "b.test"}}, `names no endpoint`},
-		{"wildcard", map[string]EndpointConfig{"a.test": {Fallback: "*.b.test"}, "*.b.test": {}}, `not a wildcard`},
+		{"wildcard", map[string]EndpointConfig{"a.test": {Fallback: "*.b.test"}, "*.b.test": {}}, `not the wildcard "*.b.test"`},
 		{"a chain is fine", map[string]EndpointConfig{"a.test": {Fallback: "b.test"}, "b.test": {Fallback: "c.test:8080"}, "c.test:8080": {}}, ""},
 	}
 	for _, tt := range tests {
@@ -79,7 +79,7 @@ func TestBreakerGroupsMustAgree(t *testing.T) {
 		"a.test": {CircuitBreaker: BreakerConfig{Group: "g"}},
 		"b.test": {CircuitBreaker: BreakerConfig{Group: "g", ConsecutiveFailures: 9}},
 	}}.Validate()
-	require.ErrorContains(t, err, `endpoints["b.test"].circuit_breaker: shares group "g" with endpoints["a.test"] but its settings differ`)
+	require.ErrorContains(t, err, `endpoints["b.test"].circuit_breaker: shares its group with endpoints["a.test"] but its settings differ`)
 }
 
 func TestConcurrencyCapRejectsOverTheCap(t *testing.T) {

@@ -126,7 +126,7 @@ func validateRateLimit(p *problems, path string, c RateLimitConfig) {
 	}
 	if c.Key != "" {
 		if name, ok := strings.CutPrefix(c.Key, "header:"); !ok || !validHeaderName(name) {
-			p.add(path+".key", `must be "header:NAME" with a valid header name, got %q`, c.Key)
+			p.add(path+".key", `must be "header:NAME" with a valid header name`)
 		}
 	}
 	if c.MaxKeys < 0 {

@@ -195,7 +195,7 @@ func validateEndpoint(p *problems, path string, c EndpointConfig) {
 		p.add(path+".auth.username", "must be set when password is set")
 	}
 	if a.APIKeyHeader != "" && !validHeaderName(a.APIKeyHeader) {
-		p.add(path+".auth.api_key_header", "%q is not a valid header name", a.APIKeyHeader)
+		p.add(path+".auth.api_key_header", "not a valid header name")
 	}
 	for _, v := range []struct{ field, value string }{{"bearer_token", a.BearerToken}, {"api_key", a.APIKey}, {"username", a.Username}, {"password", a.Password}} {
 		if !validHeaderValue(v.value) {
@@ -277,7 +277,7 @@ func checkBreakerGroups(p *problems, original map[string]string, out *compiledCo
 			continue
 		}
 		if !reflect.DeepEqual(breakerOf(prev), bc) {
-			p.add(pathOf(key)+".circuit_breaker", "shares group %q with %s but its settings differ", bc.Group, pathOf(prev))
+			p.add(pathOf(key)+".circuit_breaker", "shares its group with %s but its settings differ", pathOf(prev))
 		}
 	}
 }
@@ -297,19 +297,21 @@ func checkFallbacks(p *problems, cfg Config, original map[string]string, out *co
 			p.add(path, "%s", problem)
 			continue
 		}
+		// The value is never quoted (it may be a secret put in the wrong
+		// place); the endpoint key it names is, being a key of the file.
 		if _, ok := out.endpoints[norm]; !ok {
-			p.add(path, "names no endpoint: %q", fb)
+			p.add(path, "names no endpoint")
 			continue
 		}
 		if out.endpoints[norm].kind == kindWildcard {
-			p.add(path, "must name a \"host\" or \"host:port\" endpoint, not a wildcard: %q", fb)
+			p.add(path, "must name a \"host\" or \"host:port\" endpoint, not the wildcard %q", original[norm])
 			continue
 		}
 		// Follow the chain; a key seen twice is a cycle.
 		seen := map[string]bool{key: true}
 		for next := norm; next != ""; {
 			if seen[next] {
-				p.add(path, "fallback cycle through %q", fb)
+				p.add(path, "fallback cycle through %q", original[norm])
 				break
 			}
 			seen[next] = true
@@ -325,7 +327,7 @@ func checkFallbacks(p *problems, cfg Config, original map[string]string, out *co
 func validateRedact(p *problems, r RedactConfig) {
 	for i, h := range r.Headers {
 		if !validHeaderName(h) {
-			p.add(fmt.Sprintf("redact.headers[%d]", i), "%q is not a valid header name", h)
+			p.add(fmt.Sprintf("redact.headers[%d]", i), "not a valid header name")
 		}
 	}
 	for i, k := range r.QueryKeys {

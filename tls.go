@@ -110,14 +110,16 @@ func tlsVersionName(v uint16) string {
 	return strings.TrimPrefix(tls.VersionName(v), "TLS ")
 }
 
-// validateTLS checks a TLS block's own fields.
+// validateTLS checks a TLS block's own fields. Like every validation
+// message, its problems never quote a string the user wrote: it may be a
+// secret from the environment put in the wrong place.
 func validateTLS(p *problems, path string, c TLSConfig) {
 	for _, v := range []struct{ field, value string }{{"min_version", c.MinVersion}, {"max_version", c.MaxVersion}} {
 		if v.value == "" {
 			continue
 		}
 		if _, ok := tlsVersions[v.value]; !ok {
-			p.add(path+"."+v.field, `must be "1.2" or "1.3", got %q`, v.value)
+			p.add(path+"."+v.field, `must be "1.2" or "1.3"`)
 		}
 	}
 	for i, name := range c.CipherSuites {
@@ -126,7 +128,7 @@ func validateTLS(p *problems, path string, c TLSConfig) {
 		}
 	}
 	if c.CAMode != "" && c.CAMode != "append" && c.CAMode != "replace" {
-		p.add(path+".ca_mode", `must be "append" or "replace", got %q`, c.CAMode)
+		p.add(path+".ca_mode", `must be "append" or "replace"`)
 	}
 	for _, f := range []struct{ field, value string }{{"ca_file", c.CAFile}, {"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
 		if f.value != "" && strings.TrimSpace(f.value) == "" {
@@ -170,6 +172,7 @@ func checkResolvedTLS(p *problems, path string, c TLSConfig) {
 }
 
 // cipherSuiteID resolves a cipher suite's Go name, or says what is wrong.
+// Only a name Go knows is quoted back.
 func cipherSuiteID(name string) (uint16, string) {
 	for _, s := range tls.CipherSuites() {
 		if s.Name == name {
@@ -194,7 +197,7 @@ func cipherSuiteID(name string) (uint16, string) {
 		known = append(known, s.Name)
 	}
 	sort.Strings(known)
-	return 0, fmt.Sprintf("unknown cipher suite %q; known: %s", name, strings.Join(known, ", "))
+	return 0, "unknown cipher suite; known: " + strings.Join(known, ", ")
 }
 
 // pin is an SPKI SHA-256 hash.
@@ -202,19 +205,20 @@ type pin [sha256.Size]byte
 
 const pinPrefix = "sha256/"
 
-// parsePin reads a pin in "sha256/BASE64" form.
+// parsePin reads a pin in "sha256/BASE64" form. Its errors do not quote
+// s, which may be a secret put in the wrong place.
 func parsePin(s string) (pin, error) {
 	var p pin
 	rest, ok := strings.CutPrefix(s, pinPrefix)
 	if !ok {
-		return p, fmt.Errorf(`must be "sha256/" followed by the base64 SHA-256 of the SubjectPublicKeyInfo, got %q`, s)
+		return p, errors.New(`must be "sha256/" followed by the base64 SHA-256 of the SubjectPublicKeyInfo`)
 	}
 	b, err := base64.StdEncoding.Strict().DecodeString(rest)
 	if err != nil {
-		return p, fmt.Errorf("%q: not valid base64 (standard alphabet, with padding): %v", s, err)
+		return p, fmt.Errorf("not valid base64 (standard alphabet, with padding): %v", err)
 	}
 	if len(b) != sha256.Size {
-		return p, fmt.Errorf("%q: a SHA-256 pin is %d bytes (44 base64 characters), got %d bytes", s, sha256.Size, len(b))
+		return p, fmt.Errorf("a SHA-256 pin is %d bytes (44 base64 characters), got %d bytes", sha256.Size, len(b))
 	}
 	copy(p[:], b)
 	return p, nil

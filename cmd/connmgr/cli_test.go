@@ -205,7 +205,7 @@ endpoints:
 		"line 2: default.timeout: a duration needs a unit",
 		"line 2: default.retry.max_attempts: must be >= 1, got -1",
 		`line 3: endpoints["api.example.com"].timout: unknown key (did you mean "timeout"?)`,
-		`line 3: endpoints["api.example.com"].fallback: names no endpoint: "nowhere.example.com"`,
+		`line 3: endpoints["api.example.com"].fallback: names no endpoint`,
 	})
 	if r.stdout != "" {
 		t.Errorf("stdout = %q, want nothing", r.stdout)
