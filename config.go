@@ -77,13 +77,20 @@ func (e FieldError) Error() string {
 	return b.String()
 }
 
-// ConfigError lists every problem found in a Config, not only the first.
-// New, Reload and LoadConfig return it; errors.As reaches it.
+// maxProblems caps the problems a ConfigError lists: past that, a
+// broken or hostile file would only make the error long.
+const maxProblems = 100
+
+// ConfigError lists every problem found in a Config, not only the first
+// (up to 100 of them). New, Reload and LoadConfig return it; errors.As
+// reaches it.
 type ConfigError struct {
 	// Source is the file the config came from, if any.
 	Source string
-	// Problems are sorted by Path.
+	// Problems are sorted by Path (by line, for a file): at most 100.
 	Problems []FieldError
+	// Omitted counts the further problems found and not listed.
+	Omitted int
 }
 
 func (e *ConfigError) Error() string {
@@ -93,15 +100,18 @@ func (e *ConfigError) Error() string {
 		b.WriteString(" in ")
 		b.WriteString(e.Source)
 	}
-	if len(e.Problems) == 1 {
+	if len(e.Problems) == 1 && e.Omitted == 0 {
 		b.WriteString(": ")
 		b.WriteString(e.Problems[0].Error())
 		return b.String()
 	}
-	fmt.Fprintf(&b, " (%d problems):", len(e.Problems))
+	fmt.Fprintf(&b, " (%d problems):", len(e.Problems)+e.Omitted)
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(p.Error())
+	}
+	if e.Omitted > 0 {
+		fmt.Fprintf(&b, "\n  ... and %d more", e.Omitted)
 	}
 	return b.String()
 }
@@ -121,7 +131,11 @@ func (p *problems) err() error {
 		return nil
 	}
 	sort.SliceStable(p.list, func(i, j int) bool { return p.list[i].Path < p.list[j].Path })
-	return &ConfigError{Problems: p.list}
+	ce := &ConfigError{Problems: p.list}
+	if n := len(ce.Problems); n > maxProblems {
+		ce.Problems, ce.Omitted = ce.Problems[:maxProblems:maxProblems], n-maxProblems
+	}
+	return ce
 }
 
 // Validate checks cfg as New would and returns a *ConfigError listing

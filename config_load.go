@@ -33,6 +33,13 @@ const (
 	// maxNodeDepth caps the nesting the loader walks; Config itself is
 	// far shallower.
 	maxNodeDepth = 64
+	// minExpandBudget is the least the values of a file may add up to
+	// after ${VAR} expansion; the budget is twice the file's size when
+	// that is more. Without it, a short file repeating a large variable
+	// would cost its size times the variable's in memory.
+	minExpandBudget = 1 << 20
+	// maxQuotedValue caps the bytes of a value the loader quotes back.
+	maxQuotedValue = 40
 )
 
 // LoadConfig reads a config file: YAML for .yaml and .yml, JSON for .json,
@@ -48,16 +55,18 @@ const (
 // VAR and ${VAR:-default} by VAR, or default when VAR is unset or empty;
 // defaults may nest. $${ is a literal ${. A variable that is unset and has
 // no default is an error naming it. A variable's value may not hold
-// control characters or be longer than 64 KiB. Expansion happens after
-// parsing, inside the one value, so a variable can never add keys or
-// structure; after expansion the value is typed as if written unquoted
-// (so "${MAX:-3}" is a number).
+// control characters or be longer than 64 KiB, and the expanded values of
+// a file may add up to 1 MiB (or twice the file's size, if more).
+// Expansion happens after parsing, inside the one value, so a variable can
+// never add keys or structure; after expansion the value is typed as if
+// written unquoted (so "${MAX:-3}" is a number).
 //
-// Then the config is validated as New would. Every problem found is
-// reported at once in a *ConfigError, each with its field path and,
-// where the file sets it, its line. No problem quotes a value taken from
-// the environment: it may be a secret put in the wrong place. Errors reading the file are returned
-// as they are (errors.Is(err, fs.ErrNotExist) holds for a missing file).
+// Then the config is validated as New would. Every problem found (up to
+// 100) is reported at once in a *ConfigError, each with its field path
+// and, where the file sets it, its line. No problem quotes a value taken
+// from the environment: it may be a secret put in the wrong place. Errors
+// reading the file are returned as they are (errors.Is(err,
+// fs.ErrNotExist) holds for a missing file).
 func LoadConfig(path string) (Config, error) {
 	return loadConfigFile(path, "", osEnvironment())
 }
@@ -162,6 +171,7 @@ func parseConfig(data []byte, format, source, prefix string, env environment) (C
 		envPaths: map[string]bool{},
 		envText:  map[string]bool{},
 		merged:   map[mergeKey]bool{},
+		budget:   max(minExpandBudget, 2*len(data)),
 	}
 	cfg, decoded := l.decode(data, format)
 	if decoded && prefix != "" {
@@ -181,9 +191,10 @@ func parseConfig(data []byte, format, source, prefix string, env environment) (C
 			}
 			for _, p := range ce.Problems {
 				if !coveredBy(p.Path, reported) {
-					l.problems = append(l.problems, l.annotate(p))
+					l.addProblem(l.annotate(p))
 				}
 			}
+			l.omitted += ce.Omitted
 		}
 	}
 	if len(l.problems) > 0 {
@@ -206,6 +217,11 @@ type loader struct {
 	envPaths map[string]bool     // field paths whose value ${VAR} expanded
 	envText  map[string]bool     // every value taken from the environment, as text
 	merged   map[mergeKey]bool   // mappings already checked as merge sources
+	omitted  int                 // problems found past maxProblems
+
+	budget        int  // bytes that expanded values may add up to
+	expandedBytes int  // bytes that expanded values add up to so far
+	tooLarge      bool // a size limit was passed: the file is not decoded
 }
 
 type mergeKey struct {
@@ -214,10 +230,23 @@ type mergeKey struct {
 }
 
 func (l *loader) add(line int, path, format string, args ...any) {
-	l.problems = append(l.problems, FieldError{Path: path, Line: line, Problem: fmt.Sprintf(format, args...)})
 	if line > 0 {
 		l.bad[line] = true
 	}
+	if len(l.problems) >= maxProblems {
+		l.omitted++
+		return
+	}
+	l.problems = append(l.problems, FieldError{Path: path, Line: line, Problem: fmt.Sprintf(format, args...)})
+}
+
+// addProblem adds a problem validation found.
+func (l *loader) addProblem(p FieldError) {
+	if len(l.problems) >= maxProblems {
+		l.omitted++
+		return
+	}
+	l.problems = append(l.problems, p)
 }
 
 // err sorts the problems, file lines first, and wraps them.
@@ -232,7 +261,7 @@ func (l *loader) err(source string) error {
 		}
 		return a.Path < b.Path
 	})
-	return &ConfigError{Source: source, Problems: l.problems}
+	return &ConfigError{Source: source, Problems: l.problems, Omitted: l.omitted}
 }
 
 // mark records where a field path is set in the file.
@@ -349,6 +378,11 @@ func (l *loader) decode(data []byte, format string) (Config, bool) {
 		return cfg, false
 	}
 	l.walk(root, reflect.TypeOf(cfg), "", 0)
+	if l.tooLarge {
+		// What was not expanded or walked would only make the decoder
+		// report more, at a cost the limits are there to avoid.
+		return cfg, false
+	}
 	if err := decodeNode(root, &cfg); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
@@ -781,11 +815,19 @@ func (l *loader) scalar(n *yaml.Node, t reflect.Type, path string) {
 	l.visited[n] = true
 	fromEnv := false
 	if strings.Contains(n.Value, "${") {
+		if l.tooLarge {
+			return // over the budget already: expand no more
+		}
 		out, probs := expandEnv(n.Value, l.env.lookup, 0)
 		for _, p := range probs {
 			l.add(n.Line, path, "%s", p)
 		}
 		if len(probs) > 0 {
+			return
+		}
+		if l.expandedBytes += len(out); l.expandedBytes > l.budget {
+			l.tooLarge = true
+			l.add(n.Line, path, "values from the environment add up to more than %d KiB in all (the limit is the larger of 1 MiB and twice the file)", l.budget>>10)
 			return
 		}
 		fromEnv = out != n.Value
@@ -816,7 +858,7 @@ func checkScalar(n *yaml.Node, t reflect.Type, fromEnv bool) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	shown := strconv.Quote(n.Value)
+	shown := quoteValue(n.Value)
 	if fromEnv {
 		shown = "a value from the environment"
 	}
@@ -869,6 +911,20 @@ func checkScalar(n *yaml.Node, t reflect.Type, fromEnv bool) string {
 	return ""
 }
 
+// quoteValue quotes what a file says, for a problem: cut to 40 bytes
+// (at a character boundary), saying how long it was, so that a problem
+// stays short whatever the file holds.
+func quoteValue(s string) string {
+	if len(s) <= maxQuotedValue {
+		return strconv.Quote(s)
+	}
+	cut := maxQuotedValue
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
 func isIntKind(k reflect.Kind) bool {
 	switch k {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
@@ -905,7 +961,7 @@ func expandEnv(s string, lookup func(string) (string, bool), depth int) (string,
 		i = end + 1
 		name, def, hasDef := strings.Cut(inner, ":-")
 		if !validVarName(name) {
-			probs = append(probs, fmt.Sprintf("%q is not a variable name: use ${NAME} or ${NAME:-default}, NAME made of letters, digits and _", name))
+			probs = append(probs, quoteValue(name)+" is not a variable name: use ${NAME} or ${NAME:-default}, NAME made of letters, digits and _")
 			continue
 		}
 		v, set := lookup(name)
