@@ -28,6 +28,17 @@ const (
 	maxEnvValueSize = 64 << 10
 	// maxMappingEntries caps the keys of one mapping.
 	maxMappingEntries = 10_000
+	// maxConfigNodes caps the values (keys, scalars, lists, mappings) of
+	// a file: what parsing, checking and decoding cost grows with them.
+	// A file with more separators (, : - ? [ {) than this is refused
+	// before it is parsed, since each can start a value or two.
+	maxConfigNodes = 100_000
+	// maxKeyLength caps a key: a host name is at most 253 bytes.
+	maxKeyLength = 512
+	// decodeChunk is how many entries of a large mapping the decoder is
+	// given at once: it checks a mapping's keys for duplicates pair by
+	// pair, in time that grows with the square of their number.
+	decodeChunk = 64
 	// maxExpandDepth caps nested defaults: ${A:-${B:-${C}}}.
 	maxExpandDepth = 8
 	// maxNodeDepth caps the nesting the loader walks; Config itself is
@@ -361,6 +372,10 @@ func (l *loader) decode(data []byte, format string) (Config, bool) {
 		l.add(0, "", "file is larger than %d MiB", maxConfigFileSize>>20)
 		return cfg, false
 	}
+	if n := countSeparators(data); n > maxConfigNodes {
+		l.add(0, "", "file has more than %d separators (, : - ? [ {): a config has no use for so many values", maxConfigNodes)
+		return cfg, false
+	}
 	var root *yaml.Node
 	switch format {
 	case "yaml":
@@ -377,10 +392,15 @@ func (l *loader) decode(data []byte, format string) (Config, bool) {
 		l.add(root.Line, "", "the file must hold a mapping with default, endpoints and redact")
 		return cfg, false
 	}
+	if !nodesAtMost(root, maxConfigNodes) {
+		l.add(0, "", "file holds more than %d values", maxConfigNodes)
+		return cfg, false
+	}
 	l.walk(root, reflect.TypeOf(cfg), "", 0)
-	if l.tooLarge {
-		// What was not expanded or walked would only make the decoder
-		// report more, at a cost the limits are there to avoid.
+	if l.tooLarge || l.omitted > 0 {
+		// A file past a limit, or with more problems than are listed, is
+		// not decoded: the decoder would only report more, at a cost (its
+		// duplicate key check is quadratic) the limits are there to avoid.
 		return cfg, false
 	}
 	if err := decodeNode(root, &cfg); err != nil {
@@ -401,6 +421,40 @@ func (l *loader) decode(data []byte, format string) (Config, bool) {
 		}
 	}
 	return cfg, true
+}
+
+// countSeparators counts the bytes that can start a YAML or JSON value:
+// flow indicators, and the block indicators - ? : when followed by a
+// space or a line end (so host names, times and URLs do not count). A
+// document has at most a few values per separator.
+func countSeparators(data []byte) int {
+	n := 0
+	for i, c := range data {
+		switch c {
+		case ',', '[', '{':
+			n++
+		case '-', '?', ':':
+			if i+1 == len(data) || data[i+1] == ' ' || data[i+1] == '\n' || data[i+1] == '\t' || data[i+1] == '\r' {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// nodesAtMost reports whether the tree under root has at most max nodes.
+// Aliases count once, where they are: the decoder bounds their expansion.
+func nodesAtMost(root *yaml.Node, max int) bool {
+	stack := []*yaml.Node{root}
+	for count := 0; len(stack) > 0; {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if count++; count > max {
+			return false
+		}
+		stack = append(stack, n.Content...)
+	}
+	return true
 }
 
 // decodeNode decodes n into v, turning a panic in the decoder into an
@@ -622,6 +676,7 @@ var durationType = reflect.TypeOf(time.Duration(0))
 func (l *loader) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 	if depth > maxNodeDepth {
 		l.add(n.Line, path, "nested too deeply")
+		l.tooLarge = true
 		return
 	}
 	for t.Kind() == reflect.Pointer {
@@ -633,6 +688,7 @@ func (l *loader) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 	case yaml.MappingNode:
 		if len(n.Content)/2 > maxMappingEntries {
 			l.add(n.Line, path, "more than %d keys", maxMappingEntries)
+			l.tooLarge = true
 			return
 		}
 		switch t.Kind() {
@@ -642,11 +698,16 @@ func (l *loader) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 			seen := map[string]int{}
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]
-				kp := path + "[" + strconv.Quote(k.Value) + "]"
 				if k.Kind != yaml.ScalarNode {
 					l.add(k.Line, path, "keys must be plain strings")
 					continue
 				}
+				if len(k.Value) > maxKeyLength {
+					l.add(k.Line, path+"["+quoteValue(k.Value)+"]", "a key is at most %d bytes", maxKeyLength)
+					l.tooLarge = true
+					continue
+				}
+				kp := path + "[" + strconv.Quote(k.Value) + "]"
 				if prev, dup := seen[k.Value]; dup {
 					l.add(k.Line, kp, "already set on line %d", prev)
 					continue
@@ -658,6 +719,7 @@ func (l *loader) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 				l.mark(k.Line, kp)
 				l.walk(v, t.Elem(), kp, depth+1)
 			}
+			chunkMapping(n)
 		}
 	case yaml.SequenceNode:
 		if t.Kind() == reflect.Slice {
@@ -684,6 +746,10 @@ func (l *loader) walkStruct(n *yaml.Node, t reflect.Type, path string, depth int
 			l.walkMerge(v, t, path, depth, seen)
 			continue
 		}
+		if len(k.Value) > maxKeyLength {
+			l.add(k.Line, path, "unknown key %s", quoteValue(k.Value))
+			continue
+		}
 		fp := k.Value
 		if path != "" {
 			fp = path + "." + k.Value
@@ -701,6 +767,29 @@ func (l *loader) walkStruct(n *yaml.Node, t reflect.Type, path string, depth int
 		l.mark(k.Line, fp)
 		l.walk(v, f.Type, fp, depth+1)
 	}
+}
+
+// chunkMapping rewrites a large mapping, whose keys the walk has checked
+// for duplicates, as a merge (<<) of mappings of decodeChunk entries:
+// the decoder then checks its keys chunk by chunk, in linear time, and
+// decodes the same map. A mapping that has merge keys of its own is left
+// as it is.
+func chunkMapping(n *yaml.Node) {
+	if len(n.Content) <= 2*decodeChunk {
+		return
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		if n.Content[i].Tag == "!!merge" {
+			return
+		}
+	}
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: n.Line, Column: n.Column}
+	for i := 0; i < len(n.Content); i += 2 * decodeChunk {
+		end := min(i+2*decodeChunk, len(n.Content))
+		seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: n.Content[i:end:end], Line: n.Content[i].Line, Column: n.Content[i].Column})
+	}
+	merge := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!merge", Value: "<<", Line: n.Line, Column: n.Column}
+	n.Content = []*yaml.Node{merge, seq}
 }
 
 // walkMerge checks the mappings a merge key (<<) brings into a struct.

@@ -286,6 +286,7 @@ func checkFallbacks(p *problems, cfg Config, original map[string]string, out *co
 	if cfg.Default.Fallback != "" {
 		p.add("default.fallback", "only an endpoint can have a fallback")
 	}
+	chains := fallbackChains{out: out, state: make(map[string]chainState, len(out.endpoints))}
 	for key, ce := range out.endpoints {
 		fb := ce.cfg.Fallback
 		if fb == "" {
@@ -307,21 +308,64 @@ func checkFallbacks(p *problems, cfg Config, original map[string]string, out *co
 			p.add(path, "must name a \"host\" or \"host:port\" endpoint, not the wildcard %q", original[norm])
 			continue
 		}
-		// Follow the chain; a key seen twice is a cycle.
-		seen := map[string]bool{key: true}
-		for next := norm; next != ""; {
-			if seen[next] {
-				p.add(path, "fallback cycle through %q", original[norm])
-				break
-			}
-			seen[next] = true
-			nfb := out.endpoints[next].cfg.Fallback
-			next, _, _ = normalizeKey(nfb)
-			if nfb == "" {
-				next = ""
-			}
+		if chains.cyclic(key) {
+			p.add(path, "fallback cycle through %q", original[norm])
 		}
 	}
+}
+
+type chainState uint8
+
+const (
+	chainUnknown chainState = iota
+	chainWalking
+	chainEnds
+	chainCycles
+)
+
+// fallbackChains finds the endpoints whose chain of fallbacks runs into a
+// cycle, walking each endpoint once: a chain of n endpoints costs n, not
+// n² (a 9000-endpoint chain took 13 s).
+type fallbackChains struct {
+	out   *compiledConfig
+	state map[string]chainState // by normalized key
+}
+
+// next is the endpoint key's fallback, or "" when it has none that names
+// an endpoint.
+func (c *fallbackChains) next(key string) string {
+	fb := c.out.endpoints[key].cfg.Fallback
+	if fb == "" {
+		return ""
+	}
+	norm, _, _ := normalizeKey(fb)
+	if _, ok := c.out.endpoints[norm]; !ok {
+		return ""
+	}
+	return norm
+}
+
+// cyclic reports whether the chain of fallbacks from key runs into a
+// cycle (key itself need not be on it).
+func (c *fallbackChains) cyclic(key string) bool {
+	var walked []string
+	k := key
+	for k != "" && c.state[k] == chainUnknown {
+		c.state[k] = chainWalking
+		walked = append(walked, k)
+		k = c.next(k)
+	}
+	// k is where the chain ended (""), met a key known to end or cycle,
+	// or came back to a key of this walk: a cycle.
+	cycles := k != "" && (c.state[k] == chainWalking || c.state[k] == chainCycles)
+	result := chainEnds
+	if cycles {
+		result = chainCycles
+	}
+	for _, w := range walked {
+		c.state[w] = result
+	}
+	return c.state[key] == chainCycles
 }
 
 func validateRedact(p *problems, r RedactConfig) {

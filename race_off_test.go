@@ -1,0 +1,5 @@
+//go:build !race
+
+package connmgr
+
+const raceEnabled = false
