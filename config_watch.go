@@ -121,12 +121,14 @@ func (m *Manager) reloadStats() ReloadStats {
 // loaded, validated and swapped in whole. It returns the error of that
 // first load, and then follows nothing.
 //
-// Watch watches the file's directory, not the file, so that the file
-// being replaced by a rename (how editors and deploy tools write) and
-// Kubernetes' swap of a ConfigMap's ..data symlink are seen; it also
-// watches the directory of the file a symlink resolves to. Bursts of
-// changes are debounced (100ms); a change that leaves the bytes as they
-// were is ignored.
+// Watch watches directories, not the file, so that the file being
+// replaced by a rename (how editors and deploy tools write) is seen. It
+// resolves the path component by component and also watches the
+// directory of every symlink met and of the file reached, so that
+// Kubernetes' swap of a ConfigMap's ..data symlink and the swap of a
+// symlinked parent directory ("ln -sfn releases/v2 current") are seen.
+// Bursts of changes are debounced (100ms); a change that leaves the bytes
+// as they were is ignored.
 //
 // A file that does not load or validate changes nothing: the running
 // config stays, the error is logged, counted in Stats().Reload, and
@@ -303,21 +305,19 @@ func (fw *fileWatcher) reload() {
 	}
 }
 
-// syncDirs watches the file's directory and the directory of the file
-// its symlinks resolve to (which moves when a symlink is swapped), and
-// stops watching directories it no longer needs.
+// syncDirs watches the directories that what the path reads depends on
+// (see resolveWatchedPath), which move when a symlink is swapped, and
+// stops watching those it no longer needs. It returns the first error.
 func (fw *fileWatcher) syncDirs() error {
-	want := map[string]bool{filepath.Dir(fw.path): true}
-	if real, err := filepath.EvalSymlinks(fw.path); err == nil {
-		want[filepath.Dir(real)] = true
-	}
-	var firstErr error
-	for dir := range want {
+	wp, firstErr := resolveWatchedPath(fw.path)
+	want := make(map[string]bool, len(wp.dirs))
+	for _, dir := range wp.dirs {
+		want[dir] = true
 		if fw.dirs[dir] {
 			continue
 		}
 		if err := fw.fsw.Add(dir); err != nil {
-			if firstErr == nil && dir == filepath.Dir(fw.path) {
+			if firstErr == nil {
 				firstErr = err
 			}
 			continue
