@@ -18,6 +18,10 @@ import (
 // in several steps.
 const defaultWatchDebounce = 100 * time.Millisecond
 
+// maxWatchDelay bounds the wait from the first change of a burst to the
+// read, however long the burst goes on.
+const maxWatchDelay = time.Second
+
 // ReloadStats counts config reloads: every call of Reload, and every
 // change Watch saw in the file it follows.
 type ReloadStats struct {
@@ -127,8 +131,11 @@ func (m *Manager) reloadStats() ReloadStats {
 // directory of every symlink met and of the file reached, so that
 // Kubernetes' swap of a ConfigMap's ..data symlink and the swap of a
 // symlinked parent directory ("ln -sfn releases/v2 current") are seen.
-// Bursts of changes are debounced (100ms); a change that leaves the bytes
-// as they were is ignored.
+// Only events for those names count (and Kubernetes' ..data): other files
+// in the directories, such as a log written every millisecond, are
+// ignored. Bursts of changes are debounced (100ms after the last, and no
+// more than 1s after the first); a change that leaves the bytes as they
+// were is ignored.
 //
 // A file that does not load or validate changes nothing: the running
 // config stays, the error is logged, counted in Stats().Reload, and
@@ -164,6 +171,7 @@ func (m *Manager) Watch(path string) error {
 		prefix:   m.opts.configEnvPrefix,
 		debounce: w.debounce,
 		dirs:     map[string]bool{},
+		names:    map[string]bool{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -227,6 +235,7 @@ type fileWatcher struct {
 	debounce time.Duration
 	fsw      *fsnotify.Watcher
 	dirs     map[string]bool // directories being watched
+	names    map[string]bool // the path, and the symlinks and file it resolves through
 	last     []byte          // contents of the last load tried; nil after a read error
 	lastErr  string          // the last read error, so one missing file is reported once
 	stop     chan struct{}
@@ -240,6 +249,21 @@ func (fw *fileWatcher) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	// burst is when the first change of the pending burst was seen (zero:
+	// none pending). The read waits for a quiet debounce, but never more
+	// than maxWatchDelay from it.
+	var burst time.Time
+	arm := func() {
+		now := time.Now()
+		if burst.IsZero() {
+			burst = now
+		}
+		wait := fw.debounce
+		if left := burst.Add(maxWatchDelay).Sub(now); left < wait {
+			wait = max(left, 0)
+		}
+		timer.Reset(wait)
+	}
 	for {
 		select {
 		case <-fw.stop:
@@ -248,31 +272,40 @@ func (fw *fileWatcher) run() {
 			if !ok {
 				return
 			}
-			if ev.Op == fsnotify.Chmod {
-				continue // permissions and timestamps do not change a config
+			if ev.Op == fsnotify.Chmod || !fw.concerns(ev.Name) {
+				continue // permissions do not change a config, nor other files
 			}
-			timer.Reset(fw.debounce)
+			arm()
 		case err, ok := <-fw.fsw.Errors:
 			if !ok {
 				return
 			}
 			// An overflowed event queue may have lost the change: look.
 			fw.m.logger.Warn("connmgr: config watcher", slog.String("file", fw.path), slog.String("error", err.Error()))
-			timer.Reset(fw.debounce)
+			arm()
 		case <-timer.C:
+			burst = time.Time{}
 			fw.reload()
 		}
 	}
 }
 
+// concerns reports whether an event for name can change what the path
+// reads: the path, a symlink it resolves through, the file it reaches, a
+// watched directory itself, or Kubernetes' ..data (swapped by a rename
+// of ..data_tmp, which may be seen before the names are synced).
+func (fw *fileWatcher) concerns(name string) bool {
+	return fw.names[name] || fw.dirs[name] || filepath.Base(name) == "..data"
+}
+
 // reload loads the file if its contents changed and applies it.
 func (fw *fileWatcher) reload() {
 	m := fw.m
-	defer func() {
-		if err := fw.syncDirs(); err != nil {
-			m.logger.Warn("connmgr: config watcher", slog.String("file", fw.path), slog.String("error", err.Error()))
-		}
-	}()
+	// Follow a swapped symlink before reading through it: a change made
+	// after this is seen by the watcher, one made before by the read.
+	if err := fw.syncDirs(); err != nil {
+		m.logger.Warn("connmgr: config watcher", slog.String("file", fw.path), slog.String("error", err.Error()))
+	}
 	data, err := readConfigFile(fw.path)
 	if err != nil {
 		if err.Error() == fw.lastErr {
@@ -310,6 +343,11 @@ func (fw *fileWatcher) reload() {
 // stops watching those it no longer needs. It returns the first error.
 func (fw *fileWatcher) syncDirs() error {
 	wp, firstErr := resolveWatchedPath(fw.path)
+	fw.names = make(map[string]bool, len(wp.names)+1)
+	fw.names[fw.path] = true
+	for _, name := range wp.names {
+		fw.names[name] = true
+	}
 	want := make(map[string]bool, len(wp.dirs))
 	for _, dir := range wp.dirs {
 		want[dir] = true

@@ -1,6 +1,7 @@
 package connmgr
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -106,5 +107,75 @@ func TestWatchSymlinkedDirectorySwap(t *testing.T) {
 	replaceConfig(t, filepath.Join(root, "v3", "config.yaml"), timeoutYAML("4s"))
 	if err := r.next(t); err != nil || defaultTimeout(m) != 4*time.Second {
 		t.Errorf("edit in the current release: %v, timeout %v", err, defaultTimeout(m))
+	}
+}
+
+// TestWatchIgnoresOtherFiles: a file written often next to the config (a
+// log) must not keep postponing the reload of a changed config.
+func TestWatchIgnoresOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "config.yaml", timeoutYAML("1s"))
+	m, r := watched(t, path) // debounce 20ms
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f, err := os.Create(filepath.Join(dir, "app.log"))
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		tk := time.NewTicker(2 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				_, _ = f.WriteString("log line\n")
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	replaceConfig(t, path, timeoutYAML("2s"))
+	if err := r.next(t); err != nil {
+		t.Fatal(err)
+	}
+	// The log's events are ignored, so the reload comes a debounce after
+	// the change, well before the 1s cap on a burst.
+	if took := time.Since(start); took > 800*time.Millisecond || defaultTimeout(m) != 2*time.Second {
+		t.Errorf("reload after %v, timeout %v; want 2s within 800ms", took, defaultTimeout(m))
+	}
+}
+
+// TestWatchBurstIsCapped: a config written again and again without a
+// pause is still read, 1s after the burst began at most.
+func TestWatchBurstIsCapped(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "config.yaml", timeoutYAML("1s"))
+	m, r := watched(t, path) // debounce 20ms
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		for i := 2; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				_ = os.WriteFile(path, []byte(timeoutYAML(fmt.Sprintf("%ds", i))), 0o600)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	select {
+	case <-r.ch:
+		if took := time.Since(start); took > maxWatchDelay+700*time.Millisecond {
+			t.Errorf("first reload after %v, want about %v", took, maxWatchDelay)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no reload in 5s of constant writes; timeout still %v", defaultTimeout(m))
 	}
 }
