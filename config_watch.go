@@ -138,9 +138,10 @@ func (m *Manager) reloadStats() ReloadStats {
 // were is ignored.
 //
 // A file that does not load or validate changes nothing: the running
-// config stays, the error is logged, counted in Stats().Reload, and
-// passed to the WithReloadListener callback; the next change that fixes
-// the file is applied. Endpoints whose settings did not change keep their
+// config stays, the error is logged (once while it repeats), counted in
+// Stats().Reload, and passed to the WithReloadListener callback; the next
+// change is tried again, even to the same bytes, since what failed may be
+// outside the file (a certificate not yet mounted). Endpoints whose settings did not change keep their
 // state (breaker, limiter, retry budget, connections), and calls in
 // flight finish under the config they started with, as with Reload.
 //
@@ -236,11 +237,18 @@ type fileWatcher struct {
 	fsw      *fsnotify.Watcher
 	dirs     map[string]bool // directories being watched
 	names    map[string]bool // the path, and the symlinks and file it resolves through
-	last     []byte          // contents of the last load tried; nil after a read error
-	lastErr  string          // the last read error, so one missing file is reported once
-	stop     chan struct{}
-	stopOnce sync.Once
-	done     chan struct{}
+	// last is what the running config was loaded from; nil after a
+	// failure, so that the same bytes written again are tried again (what
+	// failed may be outside the file: a TLS file not there yet).
+	last []byte
+	// lastFailure is the text of the last failure since the last success:
+	// a failure that repeats is counted and told to the listener but
+	// logged once, and a read error that repeats (a missing file) is
+	// reported once.
+	lastFailure string
+	stop        chan struct{}
+	stopOnce    sync.Once
+	done        chan struct{}
 }
 
 func (fw *fileWatcher) run() {
@@ -308,20 +316,17 @@ func (fw *fileWatcher) reload() {
 	}
 	data, err := readConfigFile(fw.path)
 	if err != nil {
-		if err.Error() == fw.lastErr {
+		if err.Error() == fw.lastFailure {
 			return
 		}
-		fw.last, fw.lastErr = nil, err.Error()
-		m.logger.Error("connmgr: config reload failed; the previous config is still in use",
-			slog.String("file", fw.path), slog.String("error", err.Error()))
+		fw.last = nil
+		fw.logFailure(err)
 		m.recordReload(err)
 		return
 	}
-	fw.lastErr = ""
 	if fw.last != nil && bytes.Equal(data, fw.last) {
-		return
+		return // what is running
 	}
-	fw.last = data
 	cfg, err := parseConfig(data, fw.format, fw.path, fw.prefix, osEnvironment())
 	if err != nil {
 		m.recordReload(err)
@@ -331,10 +336,20 @@ func (fw *fileWatcher) reload() {
 	switch {
 	case errors.Is(err, ErrClosed):
 	case err != nil:
-		m.logger.Error("connmgr: config reload failed; the previous config is still in use",
-			slog.String("file", fw.path), slog.String("error", err.Error()))
+		fw.last = nil
+		fw.logFailure(err)
 	default:
+		fw.last, fw.lastFailure = data, ""
 		m.logger.Info("connmgr: config reloaded", slog.String("file", fw.path))
+	}
+}
+
+// logFailure logs a failed reload, unless it failed as the last one did.
+func (fw *fileWatcher) logFailure(err error) {
+	if msg := err.Error(); msg != fw.lastFailure {
+		fw.lastFailure = msg
+		fw.m.logger.Error("connmgr: config reload failed; the previous config is still in use",
+			slog.String("file", fw.path), slog.String("error", msg))
 	}
 }
 

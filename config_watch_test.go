@@ -1,6 +1,7 @@
 package connmgr
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -526,4 +527,45 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("Stats().Reload = %+v", st.Reload)
 	}
 	t.Logf("%d + %d requests across %d reloads", sent[0].Load(), sent[1].Load(), changes)
+}
+
+// TestWatchRetriesARefusedReload: a reload refused for a reason outside
+// the config file (its CA file not there yet) is tried again when the
+// same bytes are written again, as a deploy tool does once the CA is in
+// place.
+func TestWatchRetriesARefusedReload(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "config.yaml", timeoutYAML("1s"))
+	var logs bytes.Buffer
+	m, r := watched(t, path, WithLogger(newTestLogger(&logs)))
+	ca := filepath.Join(dir, "ca.pem")
+	next := "default:\n  timeout: 2s\n  tls: {ca_file: " + ca + "}\n"
+	for i := 0; i < 2; i++ {
+		replaceConfig(t, path, next)
+		if err := r.next(t); err == nil {
+			t.Fatalf("write %d: reload applied, want a failure: ca_file is missing", i+1)
+		}
+	}
+	data, err := os.ReadFile(newTestPKI(t).caFile("ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replaceConfig(t, path, next) // the same bytes again
+	if err := r.next(t); err != nil {
+		t.Fatalf("after the CA appeared: %v", err)
+	}
+	if got := defaultTimeout(m); got != 2*time.Second {
+		t.Errorf("timeout = %v, want 2s", got)
+	}
+	st := m.Stats().Reload
+	if st.Failures != 2 || st.Successes != 2 || st.LastError != "" {
+		t.Errorf("Stats().Reload = %+v, want 2 failures, 2 successes", st)
+	}
+	m.Close() // the watcher logs after it tells the listener
+	if n := strings.Count(logs.String(), "config reload failed"); n != 1 {
+		t.Errorf("the same failure was logged %d times, want once:\n%s", n, logs.String())
+	}
 }
