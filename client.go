@@ -360,7 +360,7 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 	if err != nil {
 		return nil, fmt.Errorf("connmgr: %s.tls: %w", endpointPath(key), err)
 	}
-	ep.ownTransport = newHTTPTransport(cfg.Transport, et.config)
+	ep.ownTransport = newHTTPTransport(cfg.Transport, et)
 	ep.transport = &tlsTransport{rt: ep.ownTransport, tls: et}
 	return ep, nil
 }

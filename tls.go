@@ -255,8 +255,10 @@ func SPKIPin(c *x509.Certificate) string { return spkiPin(c).String() }
 //   - VerifyConnection, VerifyPeerCertificate: c's still run, after
 //     connmgr's own checks (chain, pins);
 //   - ClientSessionCache: c's is used (else connmgr gives each endpoint
-//     its own), with keys scoped so that a rotated client certificate or
-//     CA starts new sessions.
+//     its own), with keys scoped by endpoint, client certificate and CA,
+//     so that endpoints sharing it never resume each other's sessions
+//     (and so each other's client identity), and a rotated certificate
+//     or CA starts new sessions (see docs/tls.md).
 //
 // New fails when key names no endpoint, or when WithTransport is also
 // given (the transport would ignore c).

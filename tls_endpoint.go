@@ -1,8 +1,10 @@
 package connmgr
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,9 +28,12 @@ type endpointTLS struct {
 	// ownVerify: connmgr verifies the chain itself, against roots (the
 	// CA file as it is now), because Go's verifier reads a fixed pool.
 	ownVerify     bool
-	roots         *watchedFiles[*x509.CertPool]
+	roots         *watchedFiles[*trustRoots]
 	clientCert    *watchedFiles[*tls.Certificate]
 	hasClientCert bool
+	// baseIdentity names the client certificate of the WithTLSConfig
+	// base, for session scopes, when there is no cert_file.
+	baseIdentity string
 	// certRequested is when a server last asked for a client certificate
 	// that was not configured (Unix nanoseconds).
 	certRequested atomic.Int64
@@ -126,7 +131,14 @@ func newEndpointTLS(key string, c TLSConfig, base *tls.Config, logger *slog.Logg
 		cfg.GetClientCertificate = t.getClientCertificate
 	} else {
 		t.hasClientCert = len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil
-		if !t.hasClientCert {
+		switch {
+		case cfg.GetClientCertificate != nil:
+			t.baseIdentity = "callback" // chosen per handshake by the base's callback
+		case len(cfg.Certificates) > 0 && len(cfg.Certificates[0].Certificate) > 0:
+			sum := sha256.Sum256(cfg.Certificates[0].Certificate[0])
+			t.baseIdentity = "base:" + hex.EncodeToString(sum[:16])
+		default:
+			t.baseIdentity = "none"
 			cfg.GetClientCertificate = t.noClientCertificate
 		}
 	}
@@ -145,7 +157,7 @@ func newEndpointTLS(key string, c TLSConfig, base *tls.Config, logger *slog.Logg
 		// against the pool as it is now, with exactly the checks Go makes.
 		baseRoots := cfg.RootCAs
 		replace := c.CAMode == "replace"
-		t.roots = newWatchedFiles("CA file", []string{"ca_file"}, []string{c.CAFile}, func() (*x509.CertPool, error) {
+		t.roots = newWatchedFiles("CA file", []string{"ca_file"}, []string{c.CAFile}, func() (*trustRoots, error) {
 			return loadRoots(c.CAFile, baseRoots, replace)
 		})
 		if _, err := t.roots.init(); err != nil {
@@ -162,7 +174,7 @@ func newEndpointTLS(key string, c TLSConfig, base *tls.Config, logger *slog.Logg
 	if inner == nil {
 		inner = tls.NewLRUClientSessionCache(0)
 	}
-	t.sessions = &sessionCache{inner: inner, refresh: t.refresh}
+	t.sessions = newSessionCache(t, inner)
 	cfg.ClientSessionCache = t.sessions
 
 	// Only now that nothing can fail: a failed Reload leaves the stats of
@@ -170,18 +182,6 @@ func newEndpointTLS(key string, c TLSConfig, base *tls.Config, logger *slog.Logg
 	stats.certNotAfter.Store(certNotAfter)
 	stats.active.Store(c.CAFile != "" || c.CertFile != "" || len(t.pins) > 0)
 	return t, nil
-}
-
-// refresh picks up changed files before a handshake. It runs when the
-// handshake looks up a session to resume, so that a rotated client
-// certificate or CA is not bypassed by resuming an older session.
-func (t *endpointTLS) refresh() {
-	if t.clientCert != nil {
-		t.current(t.clientCert)
-	}
-	if t.roots != nil {
-		t.currentRoots()
-	}
 }
 
 func (t *endpointTLS) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -197,7 +197,9 @@ func (t *endpointTLS) noClientCertificate(*tls.CertificateRequestInfo) (*tls.Cer
 	return &tls.Certificate{}, nil
 }
 
-func (t *endpointTLS) currentRoots() *x509.CertPool {
+// currentRoots returns the trusted roots to use now, re-reading the CA
+// file if it changed, and reports the outcome.
+func (t *endpointTLS) currentRoots() *trustRoots {
 	r := t.roots.current()
 	if r.err != nil {
 		t.reportReloadError(t.roots, r.err)
@@ -223,10 +225,8 @@ func (t *endpointTLS) current(w *watchedFiles[*tls.Certificate]) *tls.Certificat
 }
 
 func (t *endpointTLS) reportReload(w interface{ describe() string }, notAfter *time.Time) {
-	// Sessions made with the old material must not be resumed: the
-	// server would go on seeing the old client certificate, or a session
-	// verified against the old CA would skip the new one.
-	t.sessions.reset()
+	// Sessions made with the old material are not resumed: they are filed
+	// under the old certificate's and CA's digests (see sessionCache).
 	t.stats.reloads.Add(1)
 	t.stats.lastErr.Store(nil)
 	attrs := []any{slog.String("endpoint", t.key), slog.String("what", w.describe())}
@@ -251,9 +251,9 @@ func (t *endpointTLS) verifyConnection(cs tls.ConnectionState) error {
 		chains, err := t.verifyChain(cs)
 		if err != nil {
 			if cs.DidResume {
-				// A session that no longer verifies (the CA changed, the
-				// certificate expired) must not be offered again.
-				t.sessions.reset()
+				// A session that no longer verifies (the certificate
+				// expired) must not be offered again.
+				t.sessions.invalidate()
 			}
 			return err
 		}
@@ -300,7 +300,7 @@ func (t *endpointTLS) verifyChain(cs tls.ConnectionState) ([][]*x509.Certificate
 			"set tls.server_name, or configure the address as its own endpoint", endpointPath(t.key))
 	}
 	opts := x509.VerifyOptions{
-		Roots:         t.currentRoots(),
+		Roots:         t.currentRoots().pool,
 		CurrentTime:   t.now(),
 		DNSName:       name,
 		Intermediates: x509.NewCertPool(),

@@ -1,13 +1,14 @@
 package connmgr
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,12 +256,24 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// trustRoots is a pool of trusted roots loaded from a CA file, and a
+// digest of what it was built from, which TLS sessions are filed under.
+type trustRoots struct {
+	pool   *x509.CertPool
+	digest string
+}
+
 // loadRoots builds the pool of trusted roots from a CA file: added to
 // base (or to the system roots when base is nil), or alone when replace.
-func loadRoots(caFile string, base *x509.CertPool, replace bool) (*x509.CertPool, error) {
+func loadRoots(caFile string, base *x509.CertPool, replace bool) (*trustRoots, error) {
 	data, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("ca_file: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:16])
+	if replace {
+		digest = "replace:" + digest
 	}
 	certs, err := parseCertificates(data)
 	if err != nil {
@@ -280,34 +293,8 @@ func loadRoots(caFile string, base *x509.CertPool, replace bool) (*x509.CertPool
 	for _, c := range certs {
 		pool.AddCert(c)
 	}
-	return pool, nil
+	return &trustRoots{pool: pool, digest: digest}, nil
 }
-
-// sessionCache scopes an endpoint's TLS session cache by a generation
-// that reset advances, so that sessions made before a client certificate
-// or CA was rotated are not resumed. Lookups also trigger the check for
-// changed files, because a resumed session would not ask for the client
-// certificate at all.
-type sessionCache struct {
-	inner   tls.ClientSessionCache
-	refresh func()
-	gen     atomic.Uint64
-}
-
-func (s *sessionCache) scoped(key string) string {
-	return strconv.FormatUint(s.gen.Load(), 10) + "|" + key
-}
-
-func (s *sessionCache) Get(key string) (*tls.ClientSessionState, bool) {
-	s.refresh()
-	return s.inner.Get(s.scoped(key))
-}
-
-func (s *sessionCache) Put(key string, cs *tls.ClientSessionState) {
-	s.inner.Put(s.scoped(key), cs)
-}
-
-func (s *sessionCache) reset() { s.gen.Add(1) }
 
 // TLSStats is the TLS section of EndpointStats, present when the endpoint
 // has TLS files or pins.

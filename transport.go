@@ -7,13 +7,16 @@ import (
 	"time"
 )
 
-// newHTTPTransport builds the connection pool for one endpoint. tlsConfig
-// is the endpoint's own (never shared between endpoints with different
-// settings); nil means Go's defaults with TLS 1.2 as the minimum.
-func newHTTPTransport(c TransportConfig, tlsConfig *tls.Config) *http.Transport {
+// newHTTPTransport builds the connection pool for one endpoint. et is
+// the endpoint's TLS side (never shared between endpoints): it makes the
+// pool's TLS connections (see endpointTLS.dialTLS), and its config is
+// the one net/http uses for those it makes itself, through a proxy. A nil
+// et means Go's defaults with TLS 1.2 as the minimum.
+func newHTTPTransport(c TransportConfig, et *endpointTLS) *http.Transport {
 	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: c.KeepAlive}
-	if tlsConfig == nil {
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if et != nil {
+		tlsConfig = et.config
 	}
 	t := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -26,6 +29,9 @@ func newHTTPTransport(c TransportConfig, tlsConfig *tls.Config) *http.Transport 
 		IdleConnTimeout:       c.IdleConnTimeout,
 		ExpectContinueTimeout: 1 * time.Second,
 		ForceAttemptHTTP2:     c.DisableHTTP2 == nil || !*c.DisableHTTP2,
+	}
+	if et != nil {
+		t.DialTLSContext = et.dialTLS(dialer.DialContext, c.TLSHandshakeTimeout)
 	}
 	if !t.ForceAttemptHTTP2 {
 		// A non-nil, empty map turns HTTP/2 off (net/http documents this).
