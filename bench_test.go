@@ -30,6 +30,18 @@ func drain(b *testing.B, resp *http.Response, err error) {
 	_ = resp.Body.Close()
 }
 
+// newBenchManager is a default Manager over the canned transport, closed
+// when the benchmark ends.
+func newBenchManager(b *testing.B) *Manager {
+	b.Helper()
+	m, err := New(Config{}, WithTransport(cannedTransport{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
 // BenchmarkPipeline compares the default pipeline with a plain
 // http.Client whose caller sets a per-request timeout (the same
 // protection), both over a canned transport.
@@ -39,18 +51,11 @@ func BenchmarkPipeline(b *testing.B) {
 		c := &http.Client{Transport: cannedTransport{}}
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			resp, err := c.Do(req.WithContext(ctx))
-			drain(b, resp, err)
-			cancel()
+			doWithTimeout(b, c, req, 10*time.Second)
 		}
 	})
 	b.Run("connmgr_default", func(b *testing.B) {
-		m, err := New(Config{}, WithTransport(cannedTransport{}))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer m.Close()
+		m := newBenchManager(b)
 		c := m.Client()
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
@@ -61,30 +66,28 @@ func BenchmarkPipeline(b *testing.B) {
 	b.Run("connmgr_caller_timeout", func(b *testing.B) {
 		// The caller keeps its own timeout, shorter than connmgr's: the
 		// attempt runs under it instead of nesting a second timer.
-		m, err := New(Config{}, WithTransport(cannedTransport{}))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer m.Close()
+		m := newBenchManager(b)
 		c := m.Client()
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			resp, err := c.Do(req.WithContext(ctx))
-			drain(b, resp, err)
-			cancel()
+			doWithTimeout(b, c, req, 5*time.Second)
 		}
 	})
 	b.Run("connmgr_roundtrip", func(b *testing.B) {
-		m, err := New(Config{}, WithTransport(cannedTransport{}))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer m.Close()
+		m := newBenchManager(b)
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			resp, err := m.RoundTrip(req)
 			drain(b, resp, err)
 		}
 	})
+}
+
+// doWithTimeout sends req under a per-request timeout, as a caller that
+// protects itself would, and drains the response.
+func doWithTimeout(b *testing.B, c *http.Client, req *http.Request, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	resp, err := c.Do(req.WithContext(ctx))
+	drain(b, resp, err)
 }

@@ -45,13 +45,10 @@ type CA struct {
 	Chain []*x509.Certificate
 }
 
-// NewCA returns a self-signed root CA named name.
-func NewCA(name string) (*CA, error) {
-	key, err := newKey(ECDSA)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
+// caTemplate is the certificate template of a CA named name, valid from
+// an hour ago for a day.
+func caTemplate(name string) *x509.Certificate {
+	return &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"connmgr test PKI"}},
 		NotBefore:             time.Now().Add(-time.Hour),
@@ -60,6 +57,15 @@ func NewCA(name string) (*CA, error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
+}
+
+// NewCA returns a self-signed root CA named name.
+func NewCA(name string) (*CA, error) {
+	key, err := newKey(ECDSA)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := caTemplate(name)
 	cert, err := sign(tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, err
@@ -73,16 +79,8 @@ func (ca *CA) Intermediate(name string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"connmgr test PKI"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
+	tmpl := caTemplate(name)
+	tmpl.MaxPathLenZero = true
 	cert, err := sign(tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
 		return nil, err
