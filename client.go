@@ -90,6 +90,20 @@ type options struct {
 	clock          func() time.Time // tests only: see withClock
 	stateListeners []func(StateChange)
 	keyFuncs       map[string]KeyFunc // by lower-cased endpoint key
+
+	// Extension points (observer.go, balancer.go, store.go,
+	// middleware.go, breaker_plug.go, retry_policy.go).
+	observers           []Observer
+	balancers           map[string]BalancerBuilder
+	rateStore           RateLimitStore
+	breakerStore        BreakerStore
+	middleware          []Middleware
+	endpointMiddleware  map[string][]Middleware
+	breakerFactory      BreakerFactory
+	retryPolicy         RetryPolicy
+	endpointRetryPolicy map[string]RetryPolicy
+	backoff             BackoffFunc
+	endpointBackoff     map[string]BackoffFunc
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.
