@@ -1,0 +1,129 @@
+package connmgr
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Resolver looks up the addresses of a host name; *net.Resolver is one.
+// WithResolver replaces the system's for dns:/// upstreams (tests use a
+// fake one).
+type Resolver interface {
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+// discoverer re-resolves an endpoint's dns:/// upstreams every refresh
+// (jittered by up to a tenth) in its own goroutine, from the endpoint's
+// build until stop. A round that fails or finds nothing keeps the last
+// good members and records why.
+type discoverer struct {
+	set      *upstreamSet
+	static   []memberSpec
+	targets  []upstreamTarget // dns targets
+	resolver Resolver
+	refresh  time.Duration
+	timeout  time.Duration
+	carry    *upstreamSet
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+func startDiscoverer(set *upstreamSet, static []memberSpec, targets []upstreamTarget, r Resolver, refresh time.Duration, carry *upstreamSet) *discoverer {
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &discoverer{set: set, static: static, targets: targets, resolver: r, refresh: refresh,
+		timeout: min(refresh, 10*time.Second), carry: carry, cancel: cancel, done: make(chan struct{})}
+	set.ready = make(chan struct{})
+	go d.run(ctx)
+	return d
+}
+
+func (d *discoverer) stop() {
+	d.cancel()
+	<-d.done
+}
+
+func (d *discoverer) run(ctx context.Context) {
+	defer close(d.done)
+	first := true
+	for {
+		d.round(ctx, first)
+		if first {
+			close(d.set.ready)
+			first = false
+		}
+		wait := d.refresh
+		if j := d.refresh / 10; j > 0 {
+			wait += rand.N(j)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// round resolves every target once and installs the result.
+func (d *discoverer) round(ctx context.Context, first bool) {
+	specs := append([]memberSpec(nil), d.static...)
+	var problems []string
+	for _, t := range d.targets {
+		rctx, cancel := context.WithTimeout(ctx, d.timeout)
+		addrs, err := d.resolver.LookupHost(rctx, t.dnsHost)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil:
+			problems = append(problems, "resolving "+t.dnsHost+": "+describeLookupError(err))
+			continue
+		case len(addrs) == 0:
+			problems = append(problems, "resolving "+t.dnsHost+": no addresses")
+			continue
+		}
+		sort.Strings(addrs)
+		logical := t.dnsHost + ":" + t.dnsPort
+		for _, a := range addrs {
+			specs = append(specs, memberSpec{url: &url.URL{Host: net.JoinHostPort(a, t.dnsPort)}, weight: t.weight, host: logical})
+		}
+	}
+	if len(problems) > 0 {
+		d.set.setDiscoveryErr(strings.Join(problems, "; ") + "; keeping the last good set")
+		if !first {
+			return
+		}
+	} else {
+		d.set.setDiscoveryErr("")
+	}
+	carry := d.carry
+	d.carry = nil
+	d.set.setMembers(specs, carry)
+}
+
+func describeLookupError(err error) string {
+	var de *net.DNSError
+	if ok := asDNSError(err, &de); ok {
+		if de.IsNotFound {
+			return "no such host"
+		}
+		if de.IsTimeout {
+			return "timed out"
+		}
+		return de.Err
+	}
+	return safeErrorString(err)
+}
+
+func asDNSError(err error, de **net.DNSError) bool { return errors.As(err, de) }

@@ -1,0 +1,530 @@
+package connmgr
+
+import (
+	"errors"
+	"log/slog"
+	"net/url"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// upstreamSet is the live state of one logical endpoint's upstreams:
+// who they are (fixed, or as discovery last found them), which can take
+// calls (health, ejection), and the Picker built over those. Pickers are
+// immutable snapshots swapped in atomically whenever the usable set
+// changes; a pick reads one without a lock.
+type upstreamSet struct {
+	endpoint string
+	env      *lbEnv
+	builder  BalancerBuilder
+	custom   bool // builder is the user's: calls into it are guarded
+	outlier  outlierPolicy
+	panicPct int // <= 0: never panic
+	logger   *slog.Logger
+
+	picker atomic.Pointer[pickerState]
+	// ready is closed when the first discovery round is done; nil for
+	// fixed upstreams.
+	ready chan struct{}
+
+	mu sync.Mutex // guards the fields below and every member's outlier and health state
+	// all are the members, in config (or resolution) order.
+	all    []*Upstream
+	gen    uint64 // bumped by every change of the usable set
+	closed bool
+	// discoveryErr is the last resolution problem ("" when the last round
+	// worked); the set then keeps the last good members.
+	discoveryErr string
+}
+
+// pickerState is one built picker and the view it was built from.
+type pickerState struct {
+	p      Picker
+	panic  bool // built over all members: too few were usable
+	usable int
+	total  int
+}
+
+// memberSpec is one upstream as configuration or discovery gives it.
+type memberSpec struct {
+	url    *url.URL
+	weight int
+	host   string // logical host for discovered addresses
+}
+
+func newUpstreamSet(endpoint string, c EndpointConfig, builder BalancerBuilder, custom bool, clk clock, logger *slog.Logger) *upstreamSet {
+	slow := c.SlowStart
+	if slow < 0 {
+		slow = 0
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &upstreamSet{
+		endpoint: endpoint,
+		env:      newLBEnv(clk, slow),
+		builder:  builder,
+		custom:   custom,
+		outlier:  newOutlierPolicy(c.OutlierDetection),
+		panicPct: c.PanicThreshold,
+		logger:   logger,
+	}
+}
+
+// builtinBuilder returns the built-in balancer called name, or nil.
+func builtinBuilder(name string, key hashKey, env *lbEnv) BalancerBuilder {
+	switch name {
+	case "", BalancerRoundRobin:
+		return &roundRobin{env: env}
+	case BalancerWeightedRoundRobin:
+		return &weightedRoundRobin{env: env}
+	case BalancerRandom:
+		return &randomBalancer{env: env}
+	case BalancerLeastRequest:
+		return &leastRequest{env: env}
+	case BalancerP2CEWMA:
+		return &p2cEWMA{env: env}
+	case BalancerConsistentHash:
+		return &consistentHash{env: env, key: key}
+	}
+	return nil
+}
+
+// members returns the current members (a copy).
+func (s *upstreamSet) members() []*Upstream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Upstream(nil), s.all...)
+}
+
+// setMembers makes specs the members. An upstream that stays (same
+// scheme and authority) keeps its state; one that joins after the first
+// round ramps up under slow start; one that leaves has its timer stopped.
+// carry, when not nil, is the set this one replaces on Reload: its
+// upstreams' history (counts, latency, ejection, health) is carried over.
+func (s *upstreamSet) setMembers(specs []memberSpec, carry *upstreamSet) {
+	now := s.env.clk.Now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	old := make(map[string]*Upstream, len(s.all))
+	for _, u := range s.all {
+		old[u.load.key] = u
+	}
+	var prev map[string]*Upstream
+	if carry != nil {
+		prev = carry.snapshotByKey()
+	}
+	initial := len(s.all) == 0 && s.gen == 0
+	next := make([]*Upstream, 0, len(specs))
+	for _, sp := range specs {
+		u := newUpstream(sp.url, sp.weight, sp.host)
+		if o := old[u.load.key]; o != nil && o.Weight == u.Weight && o.load.host == u.load.host {
+			next = append(next, o)
+			delete(old, u.load.key)
+			continue
+		}
+		if o := old[u.load.key]; o != nil {
+			s.carryState(u, o, now)
+			delete(old, u.load.key)
+		} else if p := prev[u.load.key]; p != nil {
+			s.carryState(u, p, now)
+		} else if !initial && s.env.slowStart > 0 {
+			u.load.slowStartFrom.Store(s.env.now() | 1)
+		}
+		next = append(next, u)
+	}
+	for _, u := range old {
+		if u.load.outlier.timer != nil {
+			u.load.outlier.timer.Stop()
+		}
+	}
+	s.all = next
+	s.changedLocked()
+}
+
+// snapshotByKey returns the members by key, for carrying state.
+func (s *upstreamSet) snapshotByKey() map[string]*Upstream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]*Upstream, len(s.all))
+	for _, u := range s.all {
+		m[u.load.key] = u
+	}
+	return m
+}
+
+// carryState copies from's history into u (requires s.mu). Requests in
+// flight stay counted on from, where they will settle.
+func (s *upstreamSet) carryState(u, from *Upstream, now time.Time) {
+	u.load.requests.Store(from.load.requests.Load())
+	u.load.failures.Store(from.load.failures.Load())
+	u.load.ewmaBits.Store(from.load.ewmaBits.Load())
+	u.load.ewmaStamp.Store(from.load.ewmaStamp.Load())
+	u.load.slowStartFrom.Store(from.load.slowStartFrom.Load())
+	u.load.health = from.load.health
+	fo, uo := &from.load.outlier, &u.load.outlier
+	uo.consec5xx.Store(fo.consec5xx.Load())
+	uo.consecGateway.Store(fo.consecGateway.Load())
+	uo.times, uo.returned, uo.ejections = fo.times, fo.returned, fo.ejections
+	if fo.ejected && fo.until.After(now) {
+		uo.ejected, uo.until = true, fo.until
+		s.armReturnLocked(u, fo.until.Sub(now))
+	}
+}
+
+// usableLocked reports whether u can take calls now (requires s.mu).
+func usableLocked(u *Upstream) bool {
+	return !u.load.outlier.ejected && u.load.health.status != HealthUnhealthy
+}
+
+// changedLocked rebuilds the picker after a change (requires s.mu; it
+// unlocks s.mu). The builder runs outside the lock; a build overtaken by
+// a later change is dropped.
+func (s *upstreamSet) changedLocked() {
+	s.gen++
+	gen := s.gen
+	total := len(s.all)
+	usable := make([]*Upstream, 0, total)
+	for _, u := range s.all {
+		if usableLocked(u) {
+			usable = append(usable, u)
+		}
+	}
+	st := &pickerState{usable: len(usable), total: total}
+	build := usable
+	if total > 0 && s.panicPct > 0 && len(usable)*100 < s.panicPct*total {
+		build, st.panic = append([]*Upstream(nil), s.all...), true
+	}
+	s.mu.Unlock()
+
+	if len(build) > 0 {
+		st.p = s.build(build)
+	}
+	s.mu.Lock()
+	if gen == s.gen && !s.closed {
+		s.picker.Store(st)
+	}
+	s.mu.Unlock()
+}
+
+// build calls the builder, guarding a user's against panics.
+func (s *upstreamSet) build(ups []*Upstream) (p Picker) {
+	if !s.custom {
+		return s.builder.Build(ups)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.Error("connmgr: balancer Build panicked", slog.String("endpoint", s.endpoint),
+				slog.String("panic", panicString(r)), slog.String("stack", string(debug.Stack())))
+			p = nil
+		}
+	}()
+	return s.builder.Build(ups)
+}
+
+// pick chooses the upstream for one attempt and counts it in flight.
+// The caller reports the attempt's outcome to done exactly once.
+func (s *upstreamSet) pick(info PickInfo) (PickResult, error) {
+	if s.ready != nil {
+		if err := s.waitReady(info); err != nil {
+			return PickResult{}, err
+		}
+	}
+	st := s.picker.Load()
+	if st == nil || st.p == nil {
+		return PickResult{}, s.noUpstream(nil)
+	}
+	var res PickResult
+	var err error
+	if s.custom {
+		res, err = s.customPick(st.p, info)
+	} else {
+		res, err = st.p.Pick(info)
+	}
+	if err != nil || res.Upstream == nil {
+		if res.Done != nil {
+			s.callDone(res.Done, Outcome{Ignored: true})
+		}
+		return PickResult{}, s.noUpstream(err)
+	}
+	u := res.Upstream
+	u.load.inFlight.Add(1)
+	u.load.requests.Add(1)
+	s.env.inFlight.Add(1)
+	return res, nil
+}
+
+func (s *upstreamSet) waitReady(info PickInfo) error {
+	select {
+	case <-s.ready:
+		return nil
+	default:
+	}
+	if info.Request == nil {
+		<-s.ready
+		return nil
+	}
+	select {
+	case <-s.ready:
+		return nil
+	case <-info.Request.Context().Done():
+		return info.Request.Context().Err()
+	}
+}
+
+func (s *upstreamSet) customPick(p Picker, info PickInfo) (res PickResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.Error("connmgr: balancer Pick panicked", slog.String("endpoint", s.endpoint),
+				slog.String("panic", panicString(r)), slog.String("stack", string(debug.Stack())))
+			res, err = PickResult{}, errors.New("balancer panicked")
+		}
+	}()
+	return p.Pick(info)
+}
+
+// done settles one pick: in flight, counts, latency, outlier detection,
+// and the picker's own Done.
+func (s *upstreamSet) done(res PickResult, o Outcome) {
+	u := res.Upstream
+	if u == nil {
+		return
+	}
+	u.load.inFlight.Add(-1)
+	s.env.inFlight.Add(-1)
+	if res.Done != nil {
+		s.callDone(res.Done, o)
+	}
+	if o.Ignored {
+		return
+	}
+	failed := o.Err != nil || o.StatusCode >= 500
+	if failed {
+		u.load.failures.Add(1)
+	}
+	now := s.env.now()
+	switch {
+	case o.StatusCode > 0:
+		u.load.observeLatency(now, o.Latency)
+	case o.Err != nil:
+		// A fast failure must not make the upstream look fast.
+		u.load.observeLatency(now, max(o.Latency, 2*u.load.ewma(), 10*time.Millisecond))
+	}
+	if s.outlier.record(&u.load.outlier, o) {
+		s.eject(u)
+	}
+}
+
+func (s *upstreamSet) callDone(f func(Outcome), o Outcome) {
+	if !s.custom {
+		f(o)
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.Error("connmgr: balancer Done panicked", slog.String("endpoint", s.endpoint), slog.String("panic", panicString(r)))
+		}
+	}()
+	f(o)
+}
+
+// eject takes u out for its ejection time, unless it is out already,
+// gone, or max_ejection_percent of the members are out.
+func (s *upstreamSet) eject(u *Upstream) {
+	now := s.env.clk.Now()
+	s.mu.Lock()
+	st := &u.load.outlier
+	if s.closed || st.ejected || !s.isMemberLocked(u) {
+		s.mu.Unlock()
+		return
+	}
+	ejected := 0
+	for _, m := range s.all {
+		if m.load.outlier.ejected {
+			ejected++
+		}
+	}
+	if ejected >= s.outlier.maxEjected(len(s.all)) {
+		s.mu.Unlock()
+		return
+	}
+	d := s.outlier.ejectionTime(st, now)
+	st.ejected, st.until = true, now.Add(d)
+	st.ejections++
+	st.consec5xx.Store(0)
+	st.consecGateway.Store(0)
+	s.armReturnLocked(u, d)
+	s.changedLocked()
+	s.logger.Warn("connmgr: upstream ejected", slog.String("endpoint", s.endpoint),
+		slog.String("upstream", u.load.key), slog.Duration("for", d))
+}
+
+func (s *upstreamSet) isMemberLocked(u *Upstream) bool {
+	for _, m := range s.all {
+		if m == u {
+			return true
+		}
+	}
+	return false
+}
+
+// armReturnLocked schedules u's return from ejection (requires s.mu).
+func (s *upstreamSet) armReturnLocked(u *Upstream, d time.Duration) {
+	if u.load.outlier.timer != nil {
+		u.load.outlier.timer.Stop()
+	}
+	u.load.outlier.timer = s.env.clk.AfterFunc(d, func() { s.unEject(u) })
+}
+
+// unEject brings u back when its ejection is over.
+func (s *upstreamSet) unEject(u *Upstream) {
+	now := s.env.clk.Now()
+	s.mu.Lock()
+	st := &u.load.outlier
+	if s.closed || !st.ejected || now.Before(st.until) {
+		s.mu.Unlock()
+		return
+	}
+	st.ejected, st.returned, st.timer = false, now, nil
+	if s.env.slowStart > 0 {
+		u.load.slowStartFrom.Store(s.env.now() | 1)
+	}
+	s.changedLocked()
+	s.logger.Info("connmgr: upstream back from ejection", slog.String("endpoint", s.endpoint), slog.String("upstream", u.load.key))
+}
+
+// reportHealth folds one health check of u into its status.
+func (s *upstreamSet) reportHealth(u *Upstream, hp *healthPolicy, ok bool, errText string) {
+	now := s.env.clk.Now()
+	s.mu.Lock()
+	if s.closed || !s.isMemberLocked(u) {
+		s.mu.Unlock()
+		return
+	}
+	if !hp.observe(&u.load.health, ok, errText, now) {
+		s.mu.Unlock()
+		return
+	}
+	if ok && s.env.slowStart > 0 {
+		u.load.slowStartFrom.Store(s.env.now() | 1)
+	}
+	s.changedLocked()
+}
+
+// setDiscoveryErr records the last discovery problem ("" for none).
+func (s *upstreamSet) setDiscoveryErr(msg string) {
+	s.mu.Lock()
+	s.discoveryErr = msg
+	s.mu.Unlock()
+}
+
+// close stops the ejection timers; the set takes no more changes.
+func (s *upstreamSet) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, u := range s.all {
+		if u.load.outlier.timer != nil {
+			u.load.outlier.timer.Stop()
+			u.load.outlier.timer = nil
+		}
+	}
+}
+
+// UpstreamProblem says why one upstream could not take a call.
+type UpstreamProblem struct {
+	// Upstream is the upstream's scheme and authority.
+	Upstream string `json:"upstream"`
+	// Reason is "ejected until ...", "unhealthy: ...", "circuit open", ...
+	Reason string `json:"reason"`
+}
+
+// NoHealthyUpstreamError is returned when no upstream of a logical
+// endpoint can take a call and it has no fallback. It matches
+// ErrNoHealthyUpstream with errors.Is.
+type NoHealthyUpstreamError struct {
+	Endpoint string
+	// Upstreams says why each one is out; empty when there are none
+	// (discovery found nothing).
+	Upstreams []UpstreamProblem
+	// Detail is the balancer's own error, or the discovery problem.
+	Detail string
+}
+
+func (e *NoHealthyUpstreamError) Error() string {
+	var b strings.Builder
+	b.WriteString("connmgr: no healthy upstream for ")
+	b.WriteString(e.Endpoint)
+	if len(e.Upstreams) == 0 {
+		b.WriteString(": no upstreams")
+	}
+	for i, p := range e.Upstreams {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.Upstream)
+		b.WriteString(" ")
+		b.WriteString(p.Reason)
+	}
+	if e.Detail != "" {
+		b.WriteString(" (")
+		b.WriteString(e.Detail)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrNoHealthyUpstream) hold.
+func (e *NoHealthyUpstreamError) Is(target error) bool { return target == ErrNoHealthyUpstream }
+
+// noUpstream builds the error for a call no upstream could take.
+func (s *upstreamSet) noUpstream(cause error) error {
+	now := s.env.clk.Now()
+	e := &NoHealthyUpstreamError{Endpoint: s.endpoint}
+	s.mu.Lock()
+	for _, u := range s.all {
+		e.Upstreams = append(e.Upstreams, UpstreamProblem{Upstream: u.load.key, Reason: reasonLocked(u, now)})
+	}
+	e.Detail = s.discoveryErr
+	s.mu.Unlock()
+	if cause != nil && !errors.Is(cause, ErrNoHealthyUpstream) {
+		e.Detail = safeErrorString(cause)
+	}
+	sort.SliceStable(e.Upstreams, func(i, j int) bool { return e.Upstreams[i].Upstream < e.Upstreams[j].Upstream })
+	return e
+}
+
+// reasonLocked says why u is out, or that it is usable (requires s.mu).
+func reasonLocked(u *Upstream, now time.Time) string {
+	switch {
+	case u.load.outlier.ejected:
+		return "ejected for " + u.load.outlier.until.Sub(now).Round(time.Millisecond).String()
+	case u.load.health.status == HealthUnhealthy:
+		r := "unhealthy"
+		if u.load.health.lastErr != "" {
+			r += " (" + u.load.health.lastErr + ")"
+		}
+		return r
+	}
+	return "available"
+}
+
+// safeErrorString calls err.Error(), which is user code here, so that
+// no panic escapes.
+func safeErrorString(err error) (s string) {
+	defer func() {
+		if r := recover(); r != nil {
+			s = "error with a panicking Error method"
+		}
+	}()
+	return err.Error()
+}
