@@ -93,14 +93,21 @@ func testUpstreams(n int) []*Upstream {
 // testSet builds an upstream set over n upstreams with the named
 // balancer and a fake clock.
 func testSet(n int, balancer string, c EndpointConfig, clk *fakeClock) *upstreamSet {
+	c.Balancer = balancer
 	c = inherit(c, builtinDefaults())
-	s := newUpstreamSet("svc", c, nil, false, clk, nil)
-	key, _ := parseHashKey(c.HashKey)
-	s.builder = builtinBuilder(balancer, key, s.env)
+	s := newUpstreamSet("svc", c, nil, clk, nil)
 	specs := make([]memberSpec, n)
 	for i := range specs {
 		specs[i] = memberSpec{url: &url.URL{Scheme: "http", Host: fmt.Sprintf("10.0.%d.%d:80", i/250, i%250)}, weight: 1}
 	}
 	s.setMembers(specs, nil)
 	return s
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }

@@ -56,7 +56,10 @@ type memberSpec struct {
 	host   string // logical host for discovered addresses
 }
 
-func newUpstreamSet(endpoint string, c EndpointConfig, builder BalancerBuilder, custom bool, clk clock, logger *slog.Logger) *upstreamSet {
+// newUpstreamSet makes the set for endpoint with resolved config c. Its
+// balancer is custom when not nil (a builder registered with
+// WithBalancer), else the built-in one c.Balancer names.
+func newUpstreamSet(endpoint string, c EndpointConfig, custom BalancerBuilder, clk clock, logger *slog.Logger) *upstreamSet {
 	slow := c.SlowStart
 	if slow < 0 {
 		slow = 0
@@ -64,15 +67,23 @@ func newUpstreamSet(endpoint string, c EndpointConfig, builder BalancerBuilder, 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &upstreamSet{
+	s := &upstreamSet{
 		endpoint: endpoint,
 		env:      newLBEnv(clk, slow),
-		builder:  builder,
-		custom:   custom,
+		builder:  custom,
+		custom:   custom != nil,
 		outlier:  newOutlierPolicy(c.OutlierDetection),
 		panicPct: c.PanicThreshold,
 		logger:   logger,
 	}
+	if custom == nil {
+		key, _ := parseHashKey(c.HashKey) // validated
+		s.builder = builtinBuilder(c.Balancer, key, s.env)
+		if s.builder == nil {
+			s.builder = builtinBuilder(BalancerRoundRobin, key, s.env)
+		}
+	}
+	return s
 }
 
 // builtinBuilder returns the built-in balancer called name, or nil.
