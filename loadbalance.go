@@ -70,6 +70,9 @@ type upstreamLoad struct {
 	// scheme://authority.
 	key string
 
+	// settle is the Done of the set's picks of this upstream, made once.
+	settle func(Outcome)
+
 	// Guarded by upstreamSet.mu.
 	outlier outlierState
 	health  healthState

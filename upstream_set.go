@@ -136,6 +136,7 @@ func (s *upstreamSet) setMembers(specs []memberSpec, carry *upstreamSet) {
 	next := make([]*Upstream, 0, len(specs))
 	for _, sp := range specs {
 		u := newUpstream(sp.url, sp.weight, sp.host)
+		u.load.settle = func(o Outcome) { s.done(PickResult{Upstream: u}, o) }
 		if o := old[u.load.key]; o != nil && o.Weight == u.Weight && o.load.host == u.load.host {
 			next = append(next, o)
 			delete(old, u.load.key)
@@ -238,6 +239,23 @@ func (s *upstreamSet) build(ups []*Upstream) (p Picker) {
 		}
 	}()
 	return s.builder.Build(ups)
+}
+
+// Pick makes the set the endpoint's Picker: it picks with the balancer,
+// counts the attempt in flight, and returns a Done that settles it (the
+// upstream's own, made once, so a pick allocates nothing).
+func (s *upstreamSet) Pick(info PickInfo) (PickResult, error) {
+	res, err := s.pick(info)
+	if err != nil {
+		return res, err
+	}
+	if res.Done == nil {
+		res.Done = res.Upstream.load.settle
+		return res, nil
+	}
+	inner, u := res.Done, res.Upstream
+	res.Done = func(o Outcome) { s.done(PickResult{Upstream: u, Done: inner}, o) }
+	return res, nil
 }
 
 // pick chooses the upstream for one attempt and counts it in flight.
