@@ -108,3 +108,37 @@ func statusOf(s *upstreamSet, u *Upstream) HealthStatus {
 	defer s.mu.Unlock()
 	return u.load.health.status
 }
+
+func TestHealthReport(t *testing.T) {
+	clk := newFakeClock()
+	s := testSet(3, BalancerRoundRobin, EndpointConfig{}, clk)
+	defer s.close()
+	ups := s.members()
+	r := s.report()
+	assert.Equal(t, HealthUnknown, r.Status, "nothing checked yet")
+	assert.Equal(t, 3, r.Usable)
+
+	hp, _ := newHealthPolicy(HealthCheckConfig{Path: "/h", UnhealthyThreshold: 1})
+	for _, u := range ups {
+		s.reportHealth(u, &hp, true, "")
+	}
+	assert.Equal(t, HealthHealthy, s.report().Status)
+	s.reportHealth(ups[0], &hp, false, "status 503")
+	sendTo(t, s, ups[1], 5, Outcome{StatusCode: 502})
+	r = s.report()
+	assert.Equal(t, HealthDegraded, r.Status)
+	assert.Equal(t, 1, r.Usable)
+	assert.True(t, r.Panic, "1 of 3 usable is below 50%")
+	assert.Equal(t, "status 503", r.Upstreams[0].LastError)
+	assert.Equal(t, HealthUnhealthy, r.Upstreams[0].Status)
+	assert.True(t, r.Upstreams[1].Ejected)
+	assert.Equal(t, clk.Now().Add(30*time.Second), r.Upstreams[1].EjectedUntil)
+	assert.Equal(t, HealthDegraded, overallHealth(map[string]EndpointHealth{"a": r, "b": {Status: HealthHealthy}}))
+	assert.Equal(t, HealthUnhealthy, overallHealth(map[string]EndpointHealth{"a": r, "b": {Status: HealthUnhealthy}}))
+
+	st := s.stats(func(*Upstream) string { return "closed" })
+	require.Len(t, st, 3)
+	assert.EqualValues(t, 5, st[1].Failures)
+	assert.EqualValues(t, 1, st[1].Ejections)
+	assert.Equal(t, "closed", st[1].Breaker)
+}
