@@ -207,3 +207,31 @@ func TestSlowStartRampsAReturningUpstream(t *testing.T) {
 	assert.Greater(t, mid, early)
 	assert.InDelta(t, 2000, late, 100, "full share after the window")
 }
+
+func TestStateCarriedToTheNextSetByAddress(t *testing.T) {
+	clk := newFakeClock()
+	a := testSet(3, BalancerRoundRobin, EndpointConfig{}, clk)
+	ups := a.members()
+	sendTo(t, a, ups[1], 5, Outcome{StatusCode: 503})
+	require.True(t, ejected(a, ups[1]))
+	clk.Advance(10 * time.Second)
+
+	// The next config keeps 10.0.0.1 and 10.0.0.2, drops 10.0.0.0 and
+	// changes a weight: history follows the address.
+	c := inherit(EndpointConfig{Balancer: BalancerWeightedRoundRobin}, builtinDefaults())
+	b := newUpstreamSet("svc", c, nil, clk, nil)
+	b.setMembers([]memberSpec{
+		{url: mustURL("http://10.0.0.1:80"), weight: 2},
+		{url: mustURL("http://10.0.0.2:80")},
+		{url: mustURL("http://10.0.0.9:80")},
+	}, a)
+	a.close()
+	defer b.close()
+	nb := b.members()
+	assert.True(t, ejected(b, nb[0]), "still ejected in the new set")
+	assert.Equal(t, ups[1].load.requests.Load(), nb[0].load.requests.Load())
+	assert.EqualValues(t, 5, nb[0].load.failures.Load())
+	assert.Zero(t, nb[2].load.requests.Load())
+	clk.Advance(20 * time.Second)
+	assert.False(t, ejected(b, nb[0]), "the new set's timer brought it back at the same time")
+}

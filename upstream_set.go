@@ -25,6 +25,8 @@ type upstreamSet struct {
 	outlier  outlierPolicy
 	panicPct int // <= 0: never panic
 	logger   *slog.Logger
+	// guard, when set, gives a new upstream its circuit breaker.
+	guard func(*Upstream)
 
 	picker atomic.Pointer[pickerState]
 	// ready is closed when the first discovery round is done; nil for
@@ -113,11 +115,33 @@ func (s *upstreamSet) members() []*Upstream {
 }
 
 // setMembers makes specs the members. An upstream that stays (same
-// scheme and authority) keeps its state; one that joins after the first
-// round ramps up under slow start; one that leaves has its timer stopped.
-// carry, when not nil, is the set this one replaces on Reload: its
-// upstreams' history (counts, latency, ejection, health) is carried over.
+// scheme and authority, weight and host) keeps its object and state; one
+// that joins after the first round ramps up under slow start; one that
+// leaves has its timer stopped. carry, when not nil, is the set this one
+// replaces on Reload: its upstreams' history (counts, latency, ejection,
+// health) is carried over. Calls are serialized by the caller (the build,
+// then the discoverer's goroutine).
 func (s *upstreamSet) setMembers(specs []memberSpec, carry *upstreamSet) {
+	var prev map[string]carried
+	if carry != nil {
+		prev = carry.export()
+	}
+	current := s.snapshotByKey()
+	// New upstream objects are made, and given their breakers (which may
+	// call a user's BreakerFactory), outside the lock.
+	fresh := make([]*Upstream, len(specs))
+	for i, sp := range specs {
+		u := newUpstream(sp.url, sp.weight, sp.host)
+		if o := current[u.load.key]; o != nil && o.Weight == u.Weight && o.load.host == u.load.host {
+			continue
+		}
+		u.load.settle = func(o Outcome) { s.done(PickResult{Upstream: u}, o) }
+		if s.guard != nil {
+			s.guard(u)
+		}
+		fresh[i] = u
+	}
+
 	now := s.env.clk.Now()
 	s.mu.Lock()
 	if s.closed {
@@ -128,25 +152,22 @@ func (s *upstreamSet) setMembers(specs []memberSpec, carry *upstreamSet) {
 	for _, u := range s.all {
 		old[u.load.key] = u
 	}
-	var prev map[string]*Upstream
-	if carry != nil {
-		prev = carry.snapshotByKey()
-	}
 	initial := len(s.all) == 0 && s.gen == 0
 	next := make([]*Upstream, 0, len(specs))
-	for _, sp := range specs {
-		u := newUpstream(sp.url, sp.weight, sp.host)
-		u.load.settle = func(o Outcome) { s.done(PickResult{Upstream: u}, o) }
-		if o := old[u.load.key]; o != nil && o.Weight == u.Weight && o.load.host == u.load.host {
-			next = append(next, o)
-			delete(old, u.load.key)
+	for i, sp := range specs {
+		u := fresh[i]
+		if u == nil {
+			key := newUpstream(sp.url, sp.weight, sp.host).load.key
+			u = old[key]
+			delete(old, key)
+			next = append(next, u)
 			continue
 		}
 		if o := old[u.load.key]; o != nil {
-			s.carryState(u, o, now)
+			s.carryLocked(u, o.load.exportLocked(), now)
 			delete(old, u.load.key)
-		} else if p := prev[u.load.key]; p != nil {
-			s.carryState(u, p, now)
+		} else if p, ok := prev[u.load.key]; ok {
+			s.carryLocked(u, p, now)
 		} else if !initial && s.env.slowStart > 0 {
 			u.load.slowStartFrom.Store(s.env.now() | 1)
 		}
@@ -161,7 +182,7 @@ func (s *upstreamSet) setMembers(specs []memberSpec, carry *upstreamSet) {
 	s.changedLocked()
 }
 
-// snapshotByKey returns the members by key, for carrying state.
+// snapshotByKey returns the members by key.
 func (s *upstreamSet) snapshotByKey() map[string]*Upstream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -172,22 +193,58 @@ func (s *upstreamSet) snapshotByKey() map[string]*Upstream {
 	return m
 }
 
-// carryState copies from's history into u (requires s.mu). Requests in
-// flight stay counted on from, where they will settle.
-func (s *upstreamSet) carryState(u, from *Upstream, now time.Time) {
-	u.load.requests.Store(from.load.requests.Load())
-	u.load.failures.Store(from.load.failures.Load())
-	u.load.ewmaBits.Store(from.load.ewmaBits.Load())
-	u.load.ewmaStamp.Store(from.load.ewmaStamp.Load())
-	u.load.slowStartFrom.Store(from.load.slowStartFrom.Load())
-	u.load.health = from.load.health
-	fo, uo := &from.load.outlier, &u.load.outlier
-	uo.consec5xx.Store(fo.consec5xx.Load())
-	uo.consecGateway.Store(fo.consecGateway.Load())
-	uo.times, uo.returned, uo.ejections = fo.times, fo.returned, fo.ejections
-	if fo.ejected && fo.until.After(now) {
-		uo.ejected, uo.until = true, fo.until
-		s.armReturnLocked(u, fo.until.Sub(now))
+// carried is the history of an upstream, handed from one set to the
+// next on Reload.
+type carried struct {
+	requests, failures   uint64
+	ewmaBits             uint64
+	ewmaStamp, slowStart int64
+	health               healthState
+	consec5xx, consecGw  int32
+	times                int
+	returned, until      time.Time
+	ejections            uint64
+	ejected              bool
+}
+
+// export returns the members' history by key.
+func (s *upstreamSet) export() map[string]carried {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]carried, len(s.all))
+	for _, u := range s.all {
+		m[u.load.key] = u.load.exportLocked()
+	}
+	return m
+}
+
+// exportLocked returns l's history (requires the owning set's mu).
+func (l *upstreamLoad) exportLocked() carried {
+	o := &l.outlier
+	return carried{
+		requests: l.requests.Load(), failures: l.failures.Load(),
+		ewmaBits: l.ewmaBits.Load(), ewmaStamp: l.ewmaStamp.Load(), slowStart: l.slowStartFrom.Load(),
+		health: l.health, consec5xx: o.consec5xx.Load(), consecGw: o.consecGateway.Load(),
+		times: o.times, returned: o.returned, until: o.until, ejections: o.ejections, ejected: o.ejected,
+	}
+}
+
+// carryLocked gives u the history c (requires s.mu). Requests in flight
+// stay counted where they started, and settle there.
+func (s *upstreamSet) carryLocked(u *Upstream, c carried, now time.Time) {
+	u.load.requests.Store(c.requests)
+	u.load.failures.Store(c.failures)
+	u.load.ewmaBits.Store(c.ewmaBits)
+	u.load.ewmaStamp.Store(c.ewmaStamp)
+	u.load.slowStartFrom.Store(c.slowStart)
+	u.load.health = c.health
+	uo := &u.load.outlier
+	uo.consec5xx.Store(c.consec5xx)
+	uo.consecGateway.Store(c.consecGw)
+	uo.times, uo.returned, uo.ejections = c.times, c.returned, c.ejections
+	if c.ejected && c.until.After(now) {
+		uo.ejected, uo.until = true, c.until
+		s.armReturnLocked(u, c.until.Sub(now))
 	}
 }
 
