@@ -248,7 +248,12 @@ func (hc *healthChecker) check(ctx context.Context, u *Upstream) (bool, string) 
 	}
 	target := *u.URL
 	if target.Scheme == "" {
+		// A discovered address is sent the request's scheme; a check has
+		// no request, so it goes by the port.
 		target.Scheme = "http"
+		if p := target.Port(); p == "443" || p == "8443" {
+			target.Scheme = "https"
+		}
 	}
 	target.Path = hc.policy.path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
