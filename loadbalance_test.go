@@ -319,3 +319,53 @@ func BenchmarkPick(b *testing.B) {
 		}
 	}
 }
+
+func TestCustomBalancerIsGuarded(t *testing.T) {
+	var dones []Outcome
+	first := BalancerBuilderFunc(func(ups []*Upstream) Picker {
+		return PickerFunc(func(info PickInfo) (PickResult, error) {
+			if info.Endpoint == "panic" {
+				panic("picker bug")
+			}
+			return PickResult{Upstream: ups[len(ups)-1], Done: func(o Outcome) { dones = append(dones, o) }}, nil
+		})
+	})
+	c := inherit(EndpointConfig{}, builtinDefaults())
+	s := newUpstreamSet("svc", c, first, newFakeClock(), nil)
+	defer s.close()
+	s.setMembers([]memberSpec{{url: mustURL("http://a:80")}, {url: mustURL("http://b:80")}}, nil)
+
+	res, err := s.Pick(PickInfo{})
+	require.NoError(t, err)
+	assert.Equal(t, "http://b:80", res.Upstream.load.key)
+	assert.EqualValues(t, 1, res.Upstream.load.inFlight.Load())
+	res.Done(Outcome{StatusCode: 200, Latency: time.Millisecond})
+	assert.Len(t, dones, 1, "the picker's own Done is called too")
+	assert.Zero(t, res.Upstream.load.inFlight.Load())
+
+	_, err = s.Pick(PickInfo{Endpoint: "panic"})
+	require.ErrorIs(t, err, ErrNoHealthyUpstream)
+	assert.Contains(t, err.Error(), "balancer panicked")
+
+	// A Build that panics leaves no picker: calls fail, nothing crashes.
+	bad := newUpstreamSet("svc", c, BalancerBuilderFunc(func([]*Upstream) Picker { panic("build bug") }), newFakeClock(), nil)
+	defer bad.close()
+	bad.setMembers([]memberSpec{{url: mustURL("http://a:80")}}, nil)
+	_, err = bad.Pick(PickInfo{})
+	assert.ErrorIs(t, err, ErrNoHealthyUpstream)
+}
+
+func TestWeightedConsistentHashShares(t *testing.T) {
+	ups := testUpstreams(3)
+	ups[0].Weight = 2
+	key, _ := parseHashKey("query:k")
+	p := (&consistentHash{env: newLBEnv(nil, 0), key: key}).Build(ups)
+	got := map[*Upstream]int{}
+	for i := 0; i < 20000; i++ {
+		r, _ := http.NewRequest("GET", "http://svc/?k="+strconv.Itoa(i), nil)
+		res, err := p.Pick(PickInfo{Request: r})
+		require.NoError(t, err)
+		got[res.Upstream]++
+	}
+	assert.InDelta(t, 10000, got[ups[0]], 1000, "weight 2 of 4 holds about half the keys")
+}

@@ -165,6 +165,11 @@ func (t *endpointTLS) dialTLS(dial func(ctx context.Context, network, addr strin
 		// Cloned now, not when the endpoint is built: net/http adds "h2"
 		// to the config's NextProtos on its first request.
 		cfg := t.config.Clone()
+		if name, ok := ctx.Value(serverNameKey{}).(string); ok && cfg.ServerName == "" {
+			// A discovered upstream: the address is an IP, the
+			// certificate names the logical host.
+			cfg.ServerName = name
+		}
 		if cfg.ServerName == "" {
 			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
@@ -194,3 +199,7 @@ func (t *endpointTLS) dialTLS(dial func(ctx context.Context, network, addr strin
 		return conn, nil
 	}
 }
+
+// serverNameKey marks a request context with the TLS server name to
+// verify when the URL holds a resolved address (dns:/// upstreams).
+type serverNameKey struct{}
