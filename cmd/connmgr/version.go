@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -31,14 +30,8 @@ Example:
 
 // runVersion is "connmgr version".
 func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("connmgr version", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), versionUsage) }
-	rest, code, done := parseArgs(fs, args, stdout, stderr)
-	if done {
+	if code, done := parseNoArgs("connmgr version", versionUsage, args, stdout, stderr); done {
 		return code
-	}
-	if len(rest) > 0 {
-		return usageError(fs, stderr, "unexpected argument %s", argText(rest[0]))
 	}
 	bi, _ := debug.ReadBuildInfo()
 	fmt.Fprint(stdout, versionText(bi, runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH))
