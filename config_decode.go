@@ -12,6 +12,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// Parsing and decoding: YAML or JSON to one node tree, checked for size,
+// walked (config_schema.go), then decoded into a Config.
+
 // decode parses data into a Config, collecting problems. It reports
 // whether it got as far as decoding: then the Config holds every value
 // that could be decoded, and is worth validating for more problems.

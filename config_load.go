@@ -158,7 +158,12 @@ func readConfigFile(path string) ([]byte, error) {
 }
 
 // parseConfig is the loader's core: bytes in, a validated Config or a
-// *ConfigError out. It never touches the disk, so it can be fuzzed.
+// *ConfigError out. It never touches the disk, so it can be fuzzed. Its
+// parts: config_decode.go (parse, size checks, decode), config_schema.go
+// (the walk: keys, types, ${VAR}), config_overrides.go (PREFIX...
+// variables), config_problems.go (problems and their lines); what needs
+// no Config is in internal/jsonnode, envexpand, suggest, quote and
+// yamlnode.
 func parseConfig(data []byte, format, source, prefix string, env environment) (Config, error) {
 	l := &loader{
 		env:      env,

@@ -10,6 +10,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// Problems: what the loader found, each pointed at its field path and
+// line, or at the environment variable that set it.
+
 // loader carries one parse: the problems found so far and what is needed
 // to point each at its line.
 type loader struct {
