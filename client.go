@@ -22,11 +22,9 @@ import (
 // a chain of hooks. It is an http.RoundTripper, so it also serves any
 // *http.Client (see Client).
 //
-// Each call resolves its endpoint from the request URL's authority, then
-// runs an attempt loop: request hooks, the transport under the per-try
-// timeout, classification, error or response hooks, and the retry
-// decision. The caller's request is never modified; each attempt sends
-// its own clone.
+// Each call resolves its endpoint from the request URL's authority and
+// runs the pipeline the package documentation describes. The caller's
+// request is never modified; each attempt sends its own clone.
 //
 // A Manager is safe for concurrent use. Close it (or Shutdown it) when
 // done, to stop background work and close idle connections.

@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// This file joins the rate limiter, the circuit breakers, the
-// concurrency cap and fallbacks to the Manager and its pipeline.
+// This file builds an endpoint's limits (breaker set, rate limiter,
+// concurrency cap) across reloads, delivers breaker state changes, and
+// hands refused calls to fallback endpoints.
 
 // maxFallbackHops bounds a chain of fallbacks. Validation rejects cycles;
 // this only guards against a reload swapping tables mid-call.
