@@ -132,7 +132,7 @@ func (m *Manager) transportRoundTrip(ep *endpoint, areq *http.Request) (resp *ht
 			resp, err = nil, &transportPanicError{value: v}
 		}
 	}()
-	resp, err = ep.transport.RoundTrip(areq)
+	resp, err = ep.roundTripper().RoundTrip(areq)
 	switch {
 	case err != nil && resp != nil:
 		drainAndClose(resp.Body)

@@ -53,6 +53,7 @@ type Manager struct {
 	// stats and retired.
 	reloadMu sync.Mutex
 	stats    map[string]*endpointStats // by endpoint key; kept across reloads
+	policies map[string]*breakerPolicy // during buildTable: compiled breaker policies by config
 	retired  []retiredPool             // pools of replaced endpoints still serving calls
 
 	inflight  atomic.Int64
@@ -221,9 +222,9 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	now := m.now()
 	m.pruneRetired(now)
 	for _, ep := range append(old.endpoints(), old.def) {
-		if !kept[ep] && ep.ownTransport != nil {
-			ep.ownTransport.CloseIdleConnections()
-			m.retired = append(m.retired, retiredPool{pool: ep.ownTransport, until: now.Add(retiredGrace(ep))})
+		if pool := ep.pool(); !kept[ep] && pool != nil {
+			pool.CloseIdleConnections()
+			m.retired = append(m.retired, retiredPool{pool: pool, until: now.Add(retiredGrace(ep))})
 		}
 	}
 	return nil
@@ -280,6 +281,8 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 		byKey:      make(map[string]*endpoint, len(cc.endpoints)),
 		groups:     map[string]*breakerSet{},
 	}
+	m.policies = map[string]*breakerPolicy{}
+	defer func() { m.policies = nil }()
 	var created []*endpoint
 	build := func(key string, kind endpointKind, cfg EndpointConfig) (*endpoint, error) {
 		var prev *endpoint
@@ -304,8 +307,8 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 	}
 	fail := func(err error) (*endpointTable, error) {
 		for _, ep := range created {
-			if ep.ownTransport != nil {
-				ep.ownTransport.CloseIdleConnections()
+			if pool := ep.pool(); pool != nil {
+				pool.CloseIdleConnections()
 			}
 		}
 		return nil, err
@@ -369,16 +372,19 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 		ep.stats = &endpointStats{}
 		m.stats[key] = ep.stats
 	}
+	ep.m = m
 	if m.opts.transport != nil {
 		ep.transport = m.opts.transport
 		return ep, nil
 	}
-	et, err := newEndpointTLS(key, cfg.TLS, m.opts.tlsBase(key), m.logger, &ep.stats.tls)
-	if err != nil {
-		return nil, fmt.Errorf("connmgr: %s.tls: %w", endpointPath(key), err)
+	if !tlsSettingsSet(cfg.TLS) && m.opts.tlsBase(key) == nil {
+		return ep, nil // the pool is built on first use: see endpoint.roundTripper
 	}
-	ep.ownTransport = newHTTPTransport(cfg.Transport, et)
-	ep.transport = &tlsTransport{rt: ep.ownTransport, tls: et}
+	p, err := m.newPool(ep)
+	if err != nil {
+		return nil, err
+	}
+	ep.transport, ep.ownTransport = p.rt, p.own
 	return ep, nil
 }
 
@@ -568,8 +574,8 @@ func (m *Manager) CloseIdleConnections() {
 	}
 	t := m.table.Load()
 	for _, ep := range append(t.endpoints(), t.def) {
-		if ep.ownTransport != nil {
-			ep.ownTransport.CloseIdleConnections()
+		if pool := ep.pool(); pool != nil {
+			pool.CloseIdleConnections()
 		}
 	}
 	m.reloadMu.Lock()
