@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/connmgr/connmgr/internal/quote"
 )
 
 // hashKeyKind says where consistent_hash finds a request's key.
@@ -34,12 +36,12 @@ func parseHashKey(s string) (hashKey, error) {
 	}
 	kind, name, ok := strings.Cut(s, ":")
 	if !ok || name == "" {
-		return hashKey{}, fmt.Errorf(`want "path", "header:Name", "cookie:name" or "query:name", got %s`, quoteValue(s))
+		return hashKey{}, fmt.Errorf(`want "path", "header:Name", "cookie:name" or "query:name", got %s`, quote.Short(s))
 	}
 	switch kind {
 	case "header":
 		if !validHeaderName(name) {
-			return hashKey{}, fmt.Errorf("not a valid header name: %s", quoteValue(name))
+			return hashKey{}, fmt.Errorf("not a valid header name: %s", quote.Short(name))
 		}
 		return hashKey{kind: hashByHeader, name: textproto.CanonicalMIMEHeaderKey(name)}, nil
 	case "cookie":
@@ -47,7 +49,7 @@ func parseHashKey(s string) (hashKey, error) {
 	case "query":
 		return hashKey{kind: hashByQuery, name: name}, nil
 	}
-	return hashKey{}, fmt.Errorf(`unknown form %s: want "path", "header:", "cookie:" or "query:"`, quoteValue(kind))
+	return hashKey{}, fmt.Errorf(`unknown form %s: want "path", "header:", "cookie:" or "query:"`, quote.Short(kind))
 }
 
 // value returns the request's key, without allocating; ok is false when

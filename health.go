@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/connmgr/connmgr/internal/quote"
 )
 
 // HealthCheckConfig is an active health check: every interval, each
@@ -52,7 +54,7 @@ func healthCheckDefaults() HealthCheckConfig {
 
 func validateHealthCheck(p *problems, path string, c HealthCheckConfig) {
 	if c.Path != "" && (c.Path[0] != '/' || !validHeaderValue(c.Path)) {
-		p.add(path+".path", "must start with '/', got %s", quoteValue(c.Path))
+		p.add(path+".path", "must start with '/', got %s", quote.Short(c.Path))
 	}
 	if c.Interval != 0 && c.Interval < time.Second {
 		p.add(path+".interval", "must be at least 1s, got %v", c.Interval)

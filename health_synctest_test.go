@@ -26,20 +26,20 @@ func TestHealthCheckerTakesAnUpstreamOutAndBack(t *testing.T) {
 		defer hc.stop()
 
 		synctest.Wait() // round 1 at once
-		assert.Equal(t, HealthHealthy, statusOf(s, ups[0]))
-		assert.Equal(t, HealthDegraded, statusOf(s, ups[1]))
+		assert.Equal(t, HealthHealthy, healthOf(s, ups[0]))
+		assert.Equal(t, HealthDegraded, healthOf(s, ups[1]))
 		time.Sleep(20 * time.Second) // rounds 2 and 3
 		synctest.Wait()
-		assert.Equal(t, HealthUnhealthy, statusOf(s, ups[1]))
+		assert.Equal(t, HealthUnhealthy, healthOf(s, ups[1]))
 		assert.Equal(t, map[*Upstream]int{ups[0]: 10}, picksOf(t, s, 10))
 
 		tr.set("b:80", 200)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
-		assert.Equal(t, HealthUnhealthy, statusOf(s, ups[1]), "one pass is not enough")
+		assert.Equal(t, HealthUnhealthy, healthOf(s, ups[1]), "one pass is not enough")
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
-		assert.Equal(t, HealthHealthy, statusOf(s, ups[1]))
+		assert.Equal(t, HealthHealthy, healthOf(s, ups[1]))
 		assert.Len(t, picksOf(t, s, 10), 2)
 		assert.EqualValues(t, 10, tr.checks.Load(), "five rounds of two checks")
 		s.mu.Lock()

@@ -103,7 +103,7 @@ func newCheckTransport() *checkTransport {
 	return &checkTransport{status: map[string]int{}, hosts: map[string]string{}, inFlight: map[string]int{}, maxInFlight: map[string]int{}}
 }
 
-func statusOf(s *upstreamSet, u *Upstream) HealthStatus {
+func healthOf(s *upstreamSet, u *Upstream) HealthStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return u.load.health.status

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"github.com/connmgr/connmgr/internal/quote"
 )
 
 // UpstreamConfig is one entry of EndpointConfig.Upstreams. In a file it
@@ -96,7 +97,7 @@ func parseUpstream(c UpstreamConfig) (upstreamTarget, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return upstreamTarget{}, fmt.Errorf("not a URL: %s", quoteValue(s))
+		return upstreamTarget{}, fmt.Errorf("not a URL: %s", quote.Short(s))
 	}
 	if u.User != nil {
 		return upstreamTarget{}, fmt.Errorf("must not carry credentials: use auth")
@@ -108,25 +109,25 @@ func parseUpstream(c UpstreamConfig) (upstreamTarget, error) {
 	if u.Scheme == "dns" {
 		target := strings.TrimPrefix(u.Path, "/")
 		if u.Host != "" || target == "" {
-			return upstreamTarget{}, fmt.Errorf(`want "dns:///host:port", got %s`, quoteValue(s))
+			return upstreamTarget{}, fmt.Errorf(`want "dns:///host:port", got %s`, quote.Short(s))
 		}
 		host, port, err := net.SplitHostPort(target)
 		if err != nil || host == "" || port == "" {
-			return upstreamTarget{}, fmt.Errorf(`want "dns:///host:port" with a port, got %s`, quoteValue(s))
+			return upstreamTarget{}, fmt.Errorf(`want "dns:///host:port" with a port, got %s`, quote.Short(s))
 		}
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return upstreamTarget{}, fmt.Errorf("port must be a number 1..65535, got %s", quoteValue(port))
+			return upstreamTarget{}, fmt.Errorf("port must be a number 1..65535, got %s", quote.Short(port))
 		}
 		return upstreamTarget{weight: w, dnsHost: strings.ToLower(host), dnsPort: port}, nil
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return upstreamTarget{}, fmt.Errorf(`want an http:// or https:// URL (or dns:///host:port), got %s`, quoteValue(s))
+		return upstreamTarget{}, fmt.Errorf(`want an http:// or https:// URL (or dns:///host:port), got %s`, quote.Short(s))
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return upstreamTarget{}, fmt.Errorf("URL must name a host, got %s", quoteValue(s))
+		return upstreamTarget{}, fmt.Errorf("URL must name a host, got %s", quote.Short(s))
 	}
 	if u.Path != "" && u.Path != "/" {
-		return upstreamTarget{}, fmt.Errorf("URL must not have a path (requests keep theirs), got %s", quoteValue(s))
+		return upstreamTarget{}, fmt.Errorf("URL must not have a path (requests keep theirs), got %s", quote.Short(s))
 	}
 	return upstreamTarget{url: &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}, weight: w}, nil
 }
@@ -204,5 +205,5 @@ func checkBalancerKnown(p *problems, path, name string, registered map[string]Ba
 	if _, ok := registered[name]; ok {
 		return
 	}
-	p.add(path+".balancer", "unknown balancer %s: want one of %s, or a name registered with WithBalancer", quoteValue(name), strings.Join(builtinBalancers, ", "))
+	p.add(path+".balancer", "unknown balancer %s: want one of %s, or a name registered with WithBalancer", quote.Short(name), strings.Join(builtinBalancers, ", "))
 }
