@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
 	"github.com/connmgr/connmgr/internal/quote"
+	"go.yaml.in/yaml/v3"
 )
 
 // UpstreamConfig is one entry of EndpointConfig.Upstreams. In a file it
