@@ -34,6 +34,10 @@ func (a *attempt) prepare() {
 		parent = a.hooked.Context()
 	}
 	actx := a.attemptContext(parent)
+	if a.picked && a.up.load.host != "" {
+		// A discovered address: the certificate names the logical host.
+		actx = context.WithValue(actx, serverNameKey{}, hostOf(a.up.load.host))
+	}
 	if a.hooked != nil {
 		a.req = a.hooked.WithContext(actx)
 	} else {
@@ -45,7 +49,9 @@ func (a *attempt) prepare() {
 		if u.Scheme == "" {
 			u.Scheme = a.req.URL.Scheme
 		}
-		a.req.URL, a.req.Host = &u, ""
+		// The Host header is the upstream's, or for a discovered
+		// address the logical host it serves.
+		a.req.URL, a.req.Host = &u, a.up.load.host
 	}
 }
 

@@ -97,6 +97,7 @@ type options struct {
 	// middleware.go, breaker_plug.go, retry_policy.go).
 	observers           []Observer
 	balancers           map[string]BalancerBuilder
+	resolver            Resolver // WithResolver: dns:/// upstreams
 	rateStore           RateLimitStore
 	breakerStore        BreakerStore
 	middleware          []Middleware
@@ -212,6 +213,7 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	}
 	m.redact.Store(cc.redactor)
 	m.table.Store(table)
+	stopLB(old, table)
 	// Pools of endpoints that were replaced serve only the calls still in
 	// flight; drop their idle connections now, again once those calls are
 	// surely over, and on Close.
@@ -302,11 +304,13 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 		if err != nil {
 			return nil, err
 		}
+		m.startLB(ep, prev)
 		created = append(created, ep)
 		return ep, nil
 	}
 	fail := func(err error) (*endpointTable, error) {
 		for _, ep := range created {
+			ep.lb.stop()
 			if pool := ep.pool(); pool != nil {
 				pool.CloseIdleConnections()
 			}
@@ -685,6 +689,9 @@ func (m *Manager) Close() error {
 			m.closePlugin(p)
 		}
 		m.stopWatch()
+		m.reloadMu.Lock() // no reload may start upstreams after this
+		stopLB(m.table.Load(), nil)
+		m.reloadMu.Unlock()
 		if m.fleet != nil {
 			m.fleet.close()
 		}

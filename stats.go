@@ -58,6 +58,9 @@ type EndpointStats struct {
 	RateLimit *RateLimitStats `json:"rate_limit,omitempty"`
 	// Concurrency describes the concurrency cap; nil when there is none.
 	Concurrency *ConcurrencyStats `json:"concurrency,omitempty"`
+	// Upstreams has each upstream's share of the traffic, health and
+	// ejections, in config order; nil for an endpoint without upstreams.
+	Upstreams []UpstreamStats `json:"upstreams,omitempty"`
 }
 
 // endpointStats holds an endpoint's counters: fixed memory, updated with
@@ -230,5 +233,6 @@ func (ep *endpoint) snapshot(now time.Time) EndpointStats {
 		cs := ep.bulkhead.snapshot()
 		s.Concurrency = &cs
 	}
+	s.Upstreams = ep.upstreamStats()
 	return s
 }

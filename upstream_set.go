@@ -3,6 +3,7 @@ package connmgr
 import (
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"runtime/debug"
 	"sort"
@@ -46,6 +47,7 @@ type upstreamSet struct {
 // pickerState is one built picker and the view it was built from.
 type pickerState struct {
 	p      Picker
+	ups    []*Upstream // what p was built over
 	panic  bool // built over all members: too few were usable
 	usable int
 	total  int
@@ -274,7 +276,7 @@ func (s *upstreamSet) changedLocked() {
 	s.mu.Unlock()
 
 	if len(build) > 0 {
-		st.p = s.build(build)
+		st.p, st.ups = s.build(build), build
 	}
 	s.mu.Lock()
 	if gen == s.gen && !s.closed {
@@ -341,10 +343,55 @@ func (s *upstreamSet) pick(info PickInfo) (PickResult, error) {
 		return PickResult{}, s.noUpstream(err)
 	}
 	u := res.Upstream
+	if b := u.guard.b; b != nil && BreakerState(b.stateGen.Load()&3) != BreakerClosed {
+		// Its breaker would refuse the attempt (and end the call): take
+		// another upstream whose breaker admits it.
+		if alt := s.admitting(st.ups, u, info.Tried); alt != u {
+			if res.Done != nil {
+				s.callDone(res.Done, Outcome{Ignored: true})
+			}
+			if alt == nil {
+				return PickResult{}, s.noUpstream(nil)
+			}
+			res, u = PickResult{Upstream: alt}, alt
+		}
+	}
 	u.load.inFlight.Add(1)
 	u.load.requests.Add(1)
 	s.env.inFlight.Add(1)
 	return res, nil
+}
+
+// admitting returns u when its breaker admits an attempt now, else
+// another of ups whose breaker does (one the call has not tried first),
+// or nil when none does.
+func (s *upstreamSet) admitting(ups []*Upstream, u *Upstream, triedList []*Upstream) *Upstream {
+	now := s.env.clk.Now()
+	if refused, _ := breakerRefuses(u, now); !refused {
+		return u
+	}
+	n := len(ups)
+	if n == 0 {
+		return nil
+	}
+	start := rand.IntN(n)
+	var triedOK *Upstream
+	for i := 0; i < n; i++ {
+		c := ups[(start+i)%n]
+		if c == u {
+			continue
+		}
+		if refused, _ := breakerRefuses(c, now); refused {
+			continue
+		}
+		if !tried(triedList, c) {
+			return c
+		}
+		if triedOK == nil {
+			triedOK = c
+		}
+	}
+	return triedOK
 }
 
 func (s *upstreamSet) waitReady(info PickInfo) error {
@@ -600,6 +647,12 @@ func reasonLocked(u *Upstream, now time.Time) string {
 			r += " (" + u.load.health.lastErr + ")"
 		}
 		return r
+	}
+	if refused, wait := breakerRefuses(u, now); refused {
+		if wait > 0 {
+			return "circuit open (next probe in " + wait.Round(time.Millisecond).String() + ")"
+		}
+		return "circuit half-open (every probe taken)"
 	}
 	return "available"
 }
