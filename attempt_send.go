@@ -34,9 +34,9 @@ func (a *attempt) prepare() {
 		parent = a.hooked.Context()
 	}
 	actx := a.attemptContext(parent)
-	if a.picked && a.up.load.host != "" {
-		// A discovered address: the certificate names the logical host.
-		actx = context.WithValue(actx, serverNameKey{}, hostOf(a.up.load.host))
+	if a.picked && a.up.load.tlsName != "" {
+		// The name the upstream's certificate must carry (see serverNameKey).
+		actx = context.WithValue(actx, serverNameKey{}, a.up.load.tlsName)
 	}
 	if a.hooked != nil {
 		a.req = a.hooked.WithContext(actx)

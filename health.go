@@ -258,6 +258,9 @@ func (hc *healthChecker) check(ctx context.Context, u *Upstream) (bool, string) 
 		}
 	}
 	target.Path = hc.policy.path
+	if u.load.tlsName != "" {
+		ctx = context.WithValue(ctx, serverNameKey{}, u.load.tlsName)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		return false, err.Error()

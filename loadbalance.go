@@ -3,7 +3,9 @@ package connmgr
 import (
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +68,11 @@ type upstreamLoad struct {
 	// server name) when the upstream's URL holds a resolved address;
 	// "" to use the URL's own host.
 	host string
+	// tlsName is the name an upstream's certificate is verified against
+	// when the URL alone does not say it: the logical host of a
+	// discovered address, or the IP of an upstream named by address; ""
+	// otherwise (the URL's host name).
+	tlsName string
 	// key identifies the upstream across reloads and discovery rounds:
 	// scheme://authority.
 	key string
@@ -133,6 +140,12 @@ func newUpstream(u *url.URL, w int, host string) *Upstream {
 	}
 	up := &Upstream{URL: &url.URL{Scheme: u.Scheme, Host: u.Host}, Weight: w}
 	up.load.host = host
+	switch {
+	case host != "":
+		up.load.tlsName, _ = splitAuthority(host)
+	case net.ParseIP(strings.Trim(up.URL.Hostname(), "[]")) != nil:
+		up.load.tlsName = up.URL.Hostname()
+	}
 	up.load.key = u.Host
 	if u.Scheme != "" {
 		up.load.key = u.Scheme + "://" + u.Host

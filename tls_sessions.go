@@ -166,9 +166,19 @@ func (t *endpointTLS) dialTLS(dial func(ctx context.Context, network, addr strin
 		// to the config's NextProtos on its first request.
 		cfg := t.config.Clone()
 		if name, ok := ctx.Value(serverNameKey{}).(string); ok && cfg.ServerName == "" {
-			// A discovered upstream: the address is an IP, the
-			// certificate names the logical host.
+			// An upstream of a logical endpoint: the certificate names
+			// the logical host of a discovered address, or the IP.
 			cfg.ServerName = name
+			if verify := cfg.VerifyConnection; verify != nil && net.ParseIP(name) != nil {
+				// crypto/tls sends no SNI for an IP and leaves
+				// ConnectionState.ServerName empty: say which IP to verify.
+				cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+					if cs.ServerName == "" {
+						cs.ServerName = name
+					}
+					return verify(cs)
+				}
+			}
 		}
 		if cfg.ServerName == "" {
 			host, _, err := net.SplitHostPort(addr)
@@ -201,5 +211,6 @@ func (t *endpointTLS) dialTLS(dial func(ctx context.Context, network, addr strin
 }
 
 // serverNameKey marks a request context with the TLS server name to
-// verify when the URL holds a resolved address (dns:/// upstreams).
+// verify for an upstream of a logical endpoint: the logical host of a
+// discovered address, or the IP of an upstream named by address.
 type serverNameKey struct{}

@@ -48,7 +48,7 @@ type upstreamSet struct {
 type pickerState struct {
 	p      Picker
 	ups    []*Upstream // what p was built over
-	panic  bool // built over all members: too few were usable
+	panic  bool        // built over all members: too few were usable
 	usable int
 	total  int
 }
