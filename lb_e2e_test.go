@@ -15,6 +15,7 @@ import (
 	"github.com/connmgr/connmgr/connmgrtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // deadURL returns the URL of a loopback port nothing listens on.
@@ -256,4 +257,49 @@ func TestRetryGoesToAnotherUpstream(t *testing.T) {
 		resp.Body.Close()
 	}
 	assert.LessOrEqual(t, bad.Count(), int64(5+1), "then the failing one was ejected (or its breaker opened)")
+}
+
+func TestLBGoroutinesStopOnReloadAndClose(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	srv := connmgrtest.NewServer(connmgrtest.Step{Body: "ok"})
+	defer srv.Close()
+	cfg := func(path string) Config {
+		return Config{Endpoints: map[string]EndpointConfig{"svc": {
+			Upstreams:   []UpstreamConfig{{URL: srv.URL}, {URL: "dns:///svc.internal:" + srv.URL[strings.LastIndexByte(srv.URL, ':')+1:]}},
+			HealthCheck: HealthCheckConfig{Path: path, Interval: time.Second},
+		}}}
+	}
+	m, err := New(cfg("/a"), WithResolver(staticResolver{"svc.internal": {"127.0.0.1"}}))
+	require.NoError(t, err)
+	resp, err := get(t, m, "http://svc/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	first := m.table.Load().byKey["svc"].lb
+
+	// A changed endpoint gets new goroutines; the old ones stop.
+	require.NoError(t, m.Reload(cfg("/b")))
+	second := m.table.Load().byKey["svc"].lb
+	require.NotSame(t, first, second)
+	select {
+	case <-first.hc.done:
+	default:
+		t.Fatal("the replaced endpoint's health checker still runs")
+	}
+	select {
+	case <-first.disc.done:
+	default:
+		t.Fatal("the replaced endpoint's discoverer still runs")
+	}
+	assert.EqualValues(t, 1, m.Stats().Endpoints["svc"].Upstreams[0].Requests+m.Stats().Endpoints["svc"].Upstreams[1].Requests,
+		"the history carried over by address")
+
+	// An unchanged endpoint keeps them.
+	require.NoError(t, m.Reload(cfg("/b")))
+	assert.Same(t, second, m.table.Load().byKey["svc"].lb)
+	require.NoError(t, m.Close())
+	select {
+	case <-second.hc.done:
+	default:
+		t.Fatal("Close did not stop the health checker")
+	}
 }
