@@ -144,6 +144,24 @@ var want = map[string][]string{
 		`(?m)^  \[[^]]+\] GET /hang: abandoned \(context canceled\)\n(?s:.*)GET /hang: abandoned \(context canceled\)`,
 		`(?m)^  in flight now: 0\n(?s:.*)^  in flight now: 0$`,
 	},
+	"lb_round_robin": {
+		`(?m)^Request 0: 200 "data from api1", sent to api1 as /data/0 \(the caller's URL is still http://api/data/0\)$`,
+		`(?m)^Request 1: 200 "data from api2", sent to api2 as /data/1 `,
+		`(?m)^Request 2: 200 "data from api3", sent to api3 as /data/2 `,
+		`(?m)^Request 3: 200 "data from api1", sent to api1 as /data/3 `,
+		`(?m)^Request 6: 200 "data from api4", sent to api4 as /data/6 `,
+		`(?m)^api1: 3 attempts, 0 failed$`,
+		`(?m)^api4: 2 attempts, 1 failed$`,
+	},
+	"lb_health_aware": {
+		`api2 reports itself unhealthy:\n  api1: healthy\n  api2: unhealthy \(status 503\)\n  api3: healthy\n  30 calls went to \[api1 api3\]\n`,
+		`(?m)^  endpoint unhealthy, panic mode true\n  30 calls went to \[api1 api2 api3\]$`,
+		`all recover:\n  api1: healthy\n  api2: healthy\n  api3: healthy\n  30 calls went to \[api1 api2 api3\]\n`,
+	},
+	"health_monitor": {
+		`after the first round of checks:\n  auth-service: healthy \(2 of 2 upstreams usable\)\n    auth-1: healthy\n    auth-2: healthy\n  payment-service: degraded \(2 of 2 upstreams usable\)\n    pay-1: healthy\n    pay-2: degraded, last error: status 500\n  overall: degraded\n`,
+		`after the second round:\n(?:.*\n){3}  payment-service: degraded \(1 of 2 upstreams usable\)\n    pay-1: healthy\n    pay-2: unhealthy, last error: status 500\n  overall: degraded\n`,
+	},
 	"performance_metrics": {
 		`(?m)^120 calls in [\d.]+m?s, \d+ ended in an error`,
 		`(?m)^catalog +60 +0 +0\.0% +0 +[\d.]+ms +[\d.]+ms +[\d.]+ms +200=54 404=6 +closed, opened 0 times$`,

@@ -70,8 +70,22 @@ func main() {
 	}
 	// Each round checks every upstream at once; the first runs as the
 	// Manager starts, the next a second later (plus up to 100ms jitter).
-	time.Sleep(300 * time.Millisecond)
+	waitFor := func(done func(connmgr.HealthReport) bool) {
+		for deadline := time.Now().Add(5 * time.Second); !done(m.Health()) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor(func(h connmgr.HealthReport) bool {
+		for _, e := range h.Endpoints {
+			for _, u := range e.Upstreams {
+				if u.LastCheck.IsZero() {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	print("after the first round of checks:")
-	time.Sleep(1200 * time.Millisecond)
+	waitFor(func(h connmgr.HealthReport) bool { return h.Endpoints["payment-service"].Usable == 1 })
 	print("after the second round:")
 }

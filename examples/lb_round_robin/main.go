@@ -69,6 +69,8 @@ func main() {
 		fmt.Printf("Request %d: %d %q, sent to %s as %s (the caller's URL is still %s)\n",
 			i, resp.StatusCode, body, names[resp.Request.URL.Host], resp.Request.URL.Path, req.URL)
 	}
+	// Request 3 went to api4 first, which answered 503: the retry went to
+	// the next upstream, api1.
 	for _, u := range m.Stats().Endpoints["api"].Upstreams {
 		fmt.Printf("%s: %d attempts, %d failed\n", names[u.Upstream[len("http://"):]], u.Requests, u.Failures)
 	}
