@@ -42,8 +42,10 @@ Starts five local upstreams that misbehave in different ways (503s,
 answers slower than the per-try timeout, 429 with Retry-After, reset
 connections), sends them traffic through one connmgr.Manager, and prints
 what happens each second: calls, retries, fallbacks, latency. It ends with
-the Manager's Stats and what they mean, then two short scenes: a circuit
-breaker opening and recovering, a rate limiter waiting and rejecting.
+the Manager's Stats and what they mean, then three short scenes: a circuit
+breaker opening and recovering, a rate limiter waiting and rejecting, and
+five upstreams behind one logical endpoint while one dies and another
+turns slow.
 Ctrl-C stops it early, cleanly.
 
 The upstreams' faults depend only on --seed, so a seed replays the same
@@ -227,9 +229,10 @@ func demoMain(ctx context.Context, stopSignals func(), opts demoOptions, stdout,
 	if shutdownErr != nil {
 		d.con.printf("shutdown: %v\n", shutdownErr)
 	}
-	// Two short scenes, each with an upstream of its own: a breaker
-	// opening and recovering, a rate limiter waiting and rejecting.
-	for _, scene := range []func(context.Context, io.Writer) error{demoBreakerScene, demoLimiterScene} {
+	// Three short scenes, each with upstreams of its own: a breaker
+	// opening and recovering, a rate limiter waiting and rejecting, load
+	// balancing around a dead and a slow upstream.
+	for _, scene := range []func(context.Context, io.Writer) error{demoBreakerScene, demoLimiterScene, demoLBScene} {
 		if ctx.Err() != nil {
 			break
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,9 +70,9 @@ func demoLBScene(ctx context.Context, out io.Writer) error {
 	m, err := connmgr.New(connmgr.Config{Endpoints: map[string]connmgr.EndpointConfig{
 		"payments": {
 			Upstreams:        urls,
-			Balancer:         connmgr.BalancerP2CEWMA,
+			Balancer:         connmgr.BalancerLeastRequest,
 			Retry:            connmgr.RetryConfig{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
-			HealthCheck:      connmgr.HealthCheckConfig{Path: "/health", Interval: time.Second, Timeout: 200 * time.Millisecond, UnhealthyThreshold: 2, HealthyThreshold: 1},
+			HealthCheck:      connmgr.HealthCheckConfig{Path: "/health", Interval: 2 * time.Second, Timeout: 200 * time.Millisecond, UnhealthyThreshold: 2, HealthyThreshold: 1},
 			OutlierDetection: connmgr.OutlierConfig{BaseEjectionTime: time.Second, MaxEjectionTime: 3 * time.Second, MaxEjectionPercent: 20},
 			CircuitBreaker:   connmgr.BreakerConfig{RecoveryTimeout: time.Second},
 		},
@@ -83,7 +82,7 @@ func demoLBScene(ctx context.Context, out io.Writer) error {
 	}
 	defer m.Close()
 
-	fmt.Fprintln(out, "scene: load balancing over five upstreams (p2c_ewma, health checks every 1s, outlier ejection)")
+	fmt.Fprintln(out, "scene: load balancing over five upstreams (least_request, health checks every 2s, outlier ejection)")
 	fmt.Fprintln(out, "  calls go to http://payments/...; each upstream answers in 2ms")
 	phases := []lbPhase{
 		{"all five up", 1500 * time.Millisecond, nil},
@@ -105,6 +104,7 @@ func demoLBScene(ctx context.Context, out io.Writer) error {
 		for i, u := range ups {
 			before[i] = u.hits.Load()
 		}
+		ejectedBefore := lbEjections(m)
 		calls, failed := lbTraffic(ctx, m, ph.length)
 		var total int64
 		shares := make([]int64, len(ups))
@@ -127,6 +127,15 @@ func demoLBScene(ctx context.Context, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "    attempts:%s\n", b.String())
 		fmt.Fprintf(out, "    client: %d calls, %d failed (%.2f%%)\n", calls, failed, errPct)
+		var ej []string
+		for i, n := range lbEjections(m) {
+			if d := n - ejectedBefore[i]; d > 0 {
+				ej = append(ej, fmt.Sprintf("%s %d time(s)", ups[i].name, d))
+			}
+		}
+		if len(ej) > 0 {
+			fmt.Fprintf(out, "    ejected by outlier detection: %s\n", strings.Join(ej, ", "))
+		}
 		fmt.Fprintf(out, "    %s\n", lbOutNow(m, ups))
 	}
 	return nil
@@ -174,12 +183,21 @@ func lbTraffic(ctx context.Context, m *connmgr.Manager, d time.Duration) (calls,
 	return nCalls.Load(), nFailed.Load()
 }
 
+// lbEjections returns each upstream's ejection count, in config order.
+func lbEjections(m *connmgr.Manager) []uint64 {
+	var out []uint64
+	for _, u := range m.Stats().Endpoints["payments"].Upstreams {
+		out = append(out, u.Ejections)
+	}
+	return out
+}
+
 // lbOutNow says which upstreams are out of the balancer now, and why.
 func lbOutNow(m *connmgr.Manager, ups []*lbUpstream) string {
 	h := m.Health().Endpoints["payments"]
 	names := map[string]string{}
 	for _, u := range ups {
-		names[strings.TrimPrefix(u.srv.URL, "")] = u.name
+		names[u.srv.URL] = u.name
 	}
 	var out []string
 	for _, uh := range h.Upstreams {
@@ -198,5 +216,3 @@ func lbOutNow(m *connmgr.Manager, ups []*lbUpstream) string {
 	}
 	return fmt.Sprintf("health: %s; %s", h.Status, strings.Join(out, "; "))
 }
-
-var _ = errors.New
