@@ -177,7 +177,11 @@ func (a *attempt) pick() error {
 			return ErrNoHealthyUpstream
 		}
 		a.up, a.picked, a.pickDone = res.Upstream, true, res.Done
-		c.tried = append(c.tried, res.Upstream)
+		if c.lb == nil {
+			c.lb = &callLB{}
+			c.lb.tried = c.lb.buf[:0]
+		}
+		c.lb.tried = append(c.lb.tried, res.Upstream)
 		return nil
 	}
 	if c.ep.breakers != nil {
@@ -188,7 +192,7 @@ func (a *attempt) pick() error {
 
 func (a *attempt) callPicker(p Picker) (res PickResult, err error) {
 	defer a.c.m.recovered("Picker", a.c.ep.key, &err)
-	return p.Pick(PickInfo{Request: a.target(), Endpoint: a.c.ep.key, Tried: a.c.tried})
+	return p.Pick(PickInfo{Request: a.target(), Endpoint: a.c.ep.key, Tried: a.c.lb.triedList()})
 }
 
 // allowBreaker takes the permit of a closed built-in breaker, or asks a

@@ -44,14 +44,15 @@ func (a *attempt) prepare() {
 		a.req = c.plainRequest(actx, a.body)
 	}
 	if a.picked && a.up.URL != nil {
-		u := *a.req.URL
+		u := c.lb.url(a.n)
+		*u = *a.req.URL
 		u.Scheme, u.Host = a.up.URL.Scheme, a.up.URL.Host
 		if u.Scheme == "" {
 			u.Scheme = a.req.URL.Scheme
 		}
 		// The Host header is the upstream's, or for a discovered
 		// address the logical host it serves.
-		a.req.URL, a.req.Host = &u, a.up.load.host
+		a.req.URL, a.req.Host = u, a.up.load.host
 	}
 }
 

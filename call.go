@@ -54,7 +54,10 @@ type call struct {
 	values map[string]any
 	hookMu *sync.Mutex
 
-	tried []*Upstream // picked upstreams, for PickInfo.Tried
+	// lb holds what a load-balanced call keeps across attempts (the
+	// upstreams tried, the first attempt's URL), made at its first pick:
+	// one allocation per balanced call, none for the others.
+	lb *callLB
 
 	// The body of the response the call returns (see wrapBody): what
 	// ending the last attempt needs once the caller is done with it.

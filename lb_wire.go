@@ -2,6 +2,7 @@ package connmgr
 
 import (
 	"net/http"
+	"net/url"
 	"sort"
 	"time"
 )
@@ -150,4 +151,29 @@ func breakerRefuses(u *Upstream, now time.Time) (bool, time.Duration) {
 func hostOf(hostport string) string {
 	h, _ := splitAuthority(hostport)
 	return h
+}
+
+// callLB is what a load-balanced call keeps across its attempts.
+type callLB struct {
+	tried []*Upstream // picked upstreams, for PickInfo.Tried
+	buf   [3]*Upstream
+	first url.URL // the first attempt's URL
+}
+
+// triedList returns the upstreams the call tried (nil before the first pick).
+func (l *callLB) triedList() []*Upstream {
+	if l == nil {
+		return nil
+	}
+	return l.tried
+}
+
+// url returns the URL for attempt n to point at its upstream: the
+// call's own for the first, a new one for each retry (a response of an
+// earlier attempt may still hold its URL).
+func (l *callLB) url(n int) *url.URL {
+	if n == 1 {
+		return &l.first
+	}
+	return new(url.URL)
 }

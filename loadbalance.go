@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,7 +142,7 @@ func newUpstream(u *url.URL, w int, host string) *Upstream {
 	switch {
 	case host != "":
 		up.load.tlsName, _ = splitAuthority(host)
-	case net.ParseIP(strings.Trim(up.URL.Hostname(), "[]")) != nil:
+	case u.Scheme == "https" && net.ParseIP(up.URL.Hostname()) != nil:
 		up.load.tlsName = up.URL.Hostname()
 	}
 	up.load.key = u.Host
