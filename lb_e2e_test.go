@@ -290,8 +290,14 @@ func TestLBGoroutinesStopOnReloadAndClose(t *testing.T) {
 	default:
 		t.Fatal("the replaced endpoint's discoverer still runs")
 	}
-	assert.EqualValues(t, 1, m.Stats().Endpoints["svc"].Upstreams[0].Requests+m.Stats().Endpoints["svc"].Upstreams[1].Requests,
-		"the history carried over by address")
+	resp, err = get(t, m, "http://svc/") // waits for the first resolution
+	require.NoError(t, err)
+	resp.Body.Close()
+	var sum uint64
+	for _, u := range m.Stats().Endpoints["svc"].Upstreams {
+		sum += u.Requests
+	}
+	assert.EqualValues(t, 2, sum, "the history carried over by address")
 
 	// An unchanged endpoint keeps them.
 	require.NoError(t, m.Reload(cfg("/b")))
