@@ -61,7 +61,7 @@ func (p *p2cPicker) Pick(info PickInfo) (PickResult, error) {
 // better reports whether x should win the draw against y.
 func (p *p2cPicker) better(x, y *Upstream) bool {
 	if p.ewma {
-		now := p.env.now()
+		now := p.env.seen.Load()
 		return x.load.ewmaCost(now) < y.load.ewmaCost(now)
 	}
 	return x.load.inFlight.Load() < y.load.inFlight.Load()

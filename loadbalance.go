@@ -200,6 +200,18 @@ type lbEnv struct {
 	base      time.Time // monotonic origin of now()
 	slowStart time.Duration
 	inFlight  atomic.Int64 // all upstreams of the endpoint
+	// seen is the latest now() a settled attempt read: pickers use it
+	// instead of reading the clock, which would cost more than the rest
+	// of a pick. It lags real time by at most one response while calls
+	// flow (and decay only matters over seconds).
+	seen atomic.Int64
+}
+
+// observe records now as the latest time seen.
+func (e *lbEnv) observe(now int64) {
+	if now > e.seen.Load() {
+		e.seen.Store(now)
+	}
 }
 
 func newLBEnv(clk clock, slowStart time.Duration) *lbEnv {

@@ -443,6 +443,7 @@ func (s *upstreamSet) done(res PickResult, o Outcome) {
 		u.load.failures.Add(1)
 	}
 	now := s.env.now()
+	s.env.observe(now)
 	switch {
 	case o.StatusCode > 0:
 		u.load.observeLatency(now, o.Latency)
