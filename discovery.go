@@ -3,6 +3,7 @@ package connmgr
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -100,12 +101,15 @@ func (d *discoverer) round(ctx context.Context, first bool) {
 		}
 	}
 	if len(problems) > 0 {
-		d.set.setDiscoveryErr(strings.Join(problems, "; ") + "; keeping the last good set")
+		msg := strings.Join(problems, "; ") + "; keeping the last good set"
+		if d.set.setDiscoveryErr(msg) {
+			d.set.logger.Warn("connmgr: upstream discovery failed", slog.String("endpoint", d.set.endpoint), slog.String("error", msg))
+		}
 		if !first {
 			return
 		}
-	} else {
-		d.set.setDiscoveryErr("")
+	} else if d.set.setDiscoveryErr("") {
+		d.set.logger.Info("connmgr: upstream discovery works again", slog.String("endpoint", d.set.endpoint))
 	}
 	carry := d.carry
 	d.carry = nil

@@ -59,8 +59,8 @@ type UpstreamStats struct {
 	Requests uint64 `json:"requests"`
 	Failures uint64 `json:"failures"`
 	InFlight int64  `json:"in_flight"`
-	// Latency is the peak-EWMA latency estimate.
-	Latency time.Duration `json:"latency_ewma"`
+	// Latency is the peak-EWMA latency estimate (nanoseconds in JSON).
+	Latency time.Duration `json:"latency_ewma_ns"`
 	// Health is the active check's verdict; Ejected and Ejections are
 	// outlier detection's.
 	Health    HealthStatus `json:"health"`

@@ -309,3 +309,25 @@ func TestLBGoroutinesStopOnReloadAndClose(t *testing.T) {
 		t.Fatal("Close did not stop the health checker")
 	}
 }
+
+func TestNoHealthyUpstreamNamesAnOpenBreaker(t *testing.T) {
+	bad := connmgrtest.NewServer(connmgrtest.Step{Status: http.StatusServiceUnavailable})
+	defer bad.Close()
+	m := newTestManager(t, Config{Endpoints: map[string]EndpointConfig{"svc": {
+		Upstreams:        []UpstreamConfig{{URL: bad.URL}},
+		Retry:            RetryConfig{MaxAttempts: 1},
+		CircuitBreaker:   BreakerConfig{ConsecutiveFailures: 1, RecoveryTimeout: time.Minute},
+		OutlierDetection: OutlierConfig{Disabled: Bool(true)},
+	}}})
+	resp, err := get(t, m, "http://svc/")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp.Body.Close()
+	_, err = get(t, m, "http://svc/")
+	require.ErrorIs(t, err, ErrNoHealthyUpstream)
+	var nh *NoHealthyUpstreamError
+	require.ErrorAs(t, err, &nh)
+	assert.Regexp(t, `^circuit open \(next probe in [\dms.]+\)$`, nh.Upstreams[0].Reason)
+	assert.EqualValues(t, 1, bad.Count(), "the open breaker kept the second call off the network")
+	assert.Equal(t, "open", m.Stats().Endpoints["svc"].Upstreams[0].Breaker)
+}

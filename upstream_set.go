@@ -552,11 +552,14 @@ func (s *upstreamSet) reportHealth(u *Upstream, hp *healthPolicy, ok bool, errTe
 	s.changedLocked()
 }
 
-// setDiscoveryErr records the last discovery problem ("" for none).
-func (s *upstreamSet) setDiscoveryErr(msg string) {
+// setDiscoveryErr records the last discovery problem ("" for none) and
+// reports whether it changed.
+func (s *upstreamSet) setDiscoveryErr(msg string) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := s.discoveryErr != msg
 	s.discoveryErr = msg
-	s.mu.Unlock()
+	return changed
 }
 
 // close stops the ejection timers; the set takes no more changes.
