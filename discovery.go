@@ -127,7 +127,7 @@ func describeLookupError(err error) string {
 		}
 		return de.Err
 	}
-	return safeErrorString(err)
+	return safeString(err)
 }
 
 func asDNSError(err error, de **net.DNSError) bool { return errors.As(err, de) }

@@ -24,7 +24,8 @@ type balancedDeps struct {
 	clk      clock             // nil: real time
 	logger   *slog.Logger
 	guard    func(*Upstream) // gives a new upstream its circuit breaker
-	prev     *balanced       // the endpoint this one replaces, for its history
+	logPanic func(kind, name string, v any)
+	prev     *balanced // the endpoint this one replaces, for its history
 }
 
 // startBalanced builds the upstream set for endpoint key from its
@@ -32,6 +33,9 @@ type balancedDeps struct {
 func startBalanced(key string, c EndpointConfig, d balancedDeps) *balanced {
 	set := newUpstreamSet(key, c, d.custom, d.clk, d.logger)
 	set.guard = d.guard
+	if d.logPanic != nil {
+		set.logPanic = d.logPanic
+	}
 	var static []memberSpec
 	var dns []upstreamTarget
 	for _, uc := range c.Upstreams {

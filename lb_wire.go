@@ -29,6 +29,7 @@ func (m *Manager) startLB(ep *endpoint, prev *endpoint) {
 		resolver: m.opts.resolver,
 		logger:   m.logger,
 		guard:    m.upstreamGuard(ep),
+		logPanic: m.logPanic,
 		prev:     before,
 	})
 	ep.picker.Store(&pickerSlot{picker: ep.lb.set})

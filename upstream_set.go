@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"runtime/debug"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +26,9 @@ type upstreamSet struct {
 	logger   *slog.Logger
 	// guard, when set, gives a new upstream its circuit breaker.
 	guard func(*Upstream)
+	// logPanic logs a panic recovered from the user's balancer: the
+	// Manager's (which survives a logger that panics too).
+	logPanic func(kind, name string, v any)
 
 	picker atomic.Pointer[pickerState]
 	// ready is closed when the first discovery round is done; nil for
@@ -80,6 +81,11 @@ func newUpstreamSet(endpoint string, c EndpointConfig, custom BalancerBuilder, c
 		panicPct: c.PanicThreshold,
 		logger:   logger,
 	}
+	s.logPanic = func(kind, name string, v any) {
+		defer func() { _ = recover() }() // a logger that panics too
+		s.logger.Error("connmgr: "+kind+" panicked", slog.String("name", name), slog.String("panic", safeString(v)),
+			slog.String("stack", string(debug.Stack())))
+	}
 	if custom == nil {
 		key, _ := parseHashKey(c.HashKey) // validated
 		s.builder = builtinBuilder(c.Balancer, key, s.env)
@@ -114,140 +120,6 @@ func (s *upstreamSet) members() []*Upstream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*Upstream(nil), s.all...)
-}
-
-// setMembers makes specs the members. An upstream that stays (same
-// scheme and authority, weight and host) keeps its object and state; one
-// that joins after the first round ramps up under slow start; one that
-// leaves has its timer stopped. carry, when not nil, is the set this one
-// replaces on Reload: its upstreams' history (counts, latency, ejection,
-// health) is carried over. Calls are serialized by the caller (the build,
-// then the discoverer's goroutine).
-func (s *upstreamSet) setMembers(specs []memberSpec, carry *upstreamSet) {
-	var prev map[string]carried
-	if carry != nil {
-		prev = carry.export()
-	}
-	current := s.snapshotByKey()
-	// New upstream objects are made, and given their breakers (which may
-	// call a user's BreakerFactory), outside the lock.
-	fresh := make([]*Upstream, len(specs))
-	for i, sp := range specs {
-		u := newUpstream(sp.url, sp.weight, sp.host)
-		if o := current[u.load.key]; o != nil && o.Weight == u.Weight && o.load.host == u.load.host {
-			continue
-		}
-		u.load.settle = func(o Outcome) { s.done(PickResult{Upstream: u}, o) }
-		if s.guard != nil {
-			s.guard(u)
-		}
-		fresh[i] = u
-	}
-
-	now := s.env.clk.Now()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	old := make(map[string]*Upstream, len(s.all))
-	for _, u := range s.all {
-		old[u.load.key] = u
-	}
-	initial := len(s.all) == 0 && s.gen == 0
-	next := make([]*Upstream, 0, len(specs))
-	for i, sp := range specs {
-		u := fresh[i]
-		if u == nil {
-			key := newUpstream(sp.url, sp.weight, sp.host).load.key
-			u = old[key]
-			delete(old, key)
-			next = append(next, u)
-			continue
-		}
-		if o := old[u.load.key]; o != nil {
-			s.carryLocked(u, o.load.exportLocked(), now)
-			delete(old, u.load.key)
-		} else if p, ok := prev[u.load.key]; ok {
-			s.carryLocked(u, p, now)
-		} else if !initial && s.env.slowStart > 0 {
-			u.load.slowStartFrom.Store(s.env.now() | 1)
-		}
-		next = append(next, u)
-	}
-	for _, u := range old {
-		if u.load.outlier.timer != nil {
-			u.load.outlier.timer.Stop()
-		}
-	}
-	s.all = next
-	s.changedLocked()
-}
-
-// snapshotByKey returns the members by key.
-func (s *upstreamSet) snapshotByKey() map[string]*Upstream {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := make(map[string]*Upstream, len(s.all))
-	for _, u := range s.all {
-		m[u.load.key] = u
-	}
-	return m
-}
-
-// carried is the history of an upstream, handed from one set to the
-// next on Reload.
-type carried struct {
-	requests, failures   uint64
-	ewmaBits             uint64
-	ewmaStamp, slowStart int64
-	health               healthState
-	consec5xx, consecGw  int32
-	times                int
-	returned, until      time.Time
-	ejections            uint64
-	ejected              bool
-}
-
-// export returns the members' history by key.
-func (s *upstreamSet) export() map[string]carried {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := make(map[string]carried, len(s.all))
-	for _, u := range s.all {
-		m[u.load.key] = u.load.exportLocked()
-	}
-	return m
-}
-
-// exportLocked returns l's history (requires the owning set's mu).
-func (l *upstreamLoad) exportLocked() carried {
-	o := &l.outlier
-	return carried{
-		requests: l.requests.Load(), failures: l.failures.Load(),
-		ewmaBits: l.ewmaBits.Load(), ewmaStamp: l.ewmaStamp.Load(), slowStart: l.slowStartFrom.Load(),
-		health: l.health, consec5xx: o.consec5xx.Load(), consecGw: o.consecGateway.Load(),
-		times: o.times, returned: o.returned, until: o.until, ejections: o.ejections, ejected: o.ejected,
-	}
-}
-
-// carryLocked gives u the history c (requires s.mu). Requests in flight
-// stay counted where they started, and settle there.
-func (s *upstreamSet) carryLocked(u *Upstream, c carried, now time.Time) {
-	u.load.requests.Store(c.requests)
-	u.load.failures.Store(c.failures)
-	u.load.ewmaBits.Store(c.ewmaBits)
-	u.load.ewmaStamp.Store(c.ewmaStamp)
-	u.load.slowStartFrom.Store(c.slowStart)
-	u.load.health = c.health
-	uo := &u.load.outlier
-	uo.consec5xx.Store(c.consec5xx)
-	uo.consecGateway.Store(c.consecGw)
-	uo.times, uo.returned, uo.ejections = c.times, c.returned, c.ejections
-	if c.ejected && c.until.After(now) {
-		uo.ejected, uo.until = true, c.until
-		s.armReturnLocked(u, c.until.Sub(now))
-	}
 }
 
 // usableLocked reports whether u can take calls now (requires s.mu).
@@ -292,8 +164,7 @@ func (s *upstreamSet) build(ups []*Upstream) (p Picker) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			s.logger.Error("connmgr: balancer Build panicked", slog.String("endpoint", s.endpoint),
-				slog.String("panic", panicString(r)), slog.String("stack", string(debug.Stack())))
+			s.logPanic("BalancerBuilder.Build", s.endpoint, r)
 			p = nil
 		}
 	}()
@@ -415,8 +286,7 @@ func (s *upstreamSet) waitReady(info PickInfo) error {
 func (s *upstreamSet) customPick(p Picker, info PickInfo) (res PickResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.logger.Error("connmgr: balancer Pick panicked", slog.String("endpoint", s.endpoint),
-				slog.String("panic", panicString(r)), slog.String("stack", string(debug.Stack())))
+			s.logPanic("Picker", s.endpoint, r)
 			res, err = PickResult{}, errors.New("balancer panicked")
 		}
 	}()
@@ -463,7 +333,7 @@ func (s *upstreamSet) callDone(f func(Outcome), o Outcome) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			s.logger.Error("connmgr: balancer Done panicked", slog.String("endpoint", s.endpoint), slog.String("panic", panicString(r)))
+			s.logPanic("PickResult.Done", s.endpoint, r)
 		}
 	}()
 	f(o)
@@ -573,101 +443,4 @@ func (s *upstreamSet) close() {
 			u.load.outlier.timer = nil
 		}
 	}
-}
-
-// UpstreamProblem says why one upstream could not take a call.
-type UpstreamProblem struct {
-	// Upstream is the upstream's scheme and authority.
-	Upstream string `json:"upstream"`
-	// Reason is "ejected until ...", "unhealthy: ...", "circuit open", ...
-	Reason string `json:"reason"`
-}
-
-// NoHealthyUpstreamError is returned when no upstream of a logical
-// endpoint can take a call and it has no fallback. It matches
-// ErrNoHealthyUpstream with errors.Is.
-type NoHealthyUpstreamError struct {
-	Endpoint string
-	// Upstreams says why each one is out; empty when there are none
-	// (discovery found nothing).
-	Upstreams []UpstreamProblem
-	// Detail is the balancer's own error, or the discovery problem.
-	Detail string
-}
-
-func (e *NoHealthyUpstreamError) Error() string {
-	var b strings.Builder
-	b.WriteString("connmgr: no healthy upstream for ")
-	b.WriteString(e.Endpoint)
-	if len(e.Upstreams) == 0 {
-		b.WriteString(": no upstreams")
-	}
-	for i, p := range e.Upstreams {
-		if i == 0 {
-			b.WriteString(": ")
-		} else {
-			b.WriteString("; ")
-		}
-		b.WriteString(p.Upstream)
-		b.WriteString(" ")
-		b.WriteString(p.Reason)
-	}
-	if e.Detail != "" {
-		b.WriteString(" (")
-		b.WriteString(e.Detail)
-		b.WriteString(")")
-	}
-	return b.String()
-}
-
-// Is makes errors.Is(err, ErrNoHealthyUpstream) hold.
-func (e *NoHealthyUpstreamError) Is(target error) bool { return target == ErrNoHealthyUpstream }
-
-// noUpstream builds the error for a call no upstream could take.
-func (s *upstreamSet) noUpstream(cause error) error {
-	now := s.env.clk.Now()
-	e := &NoHealthyUpstreamError{Endpoint: s.endpoint}
-	s.mu.Lock()
-	for _, u := range s.all {
-		e.Upstreams = append(e.Upstreams, UpstreamProblem{Upstream: u.load.key, Reason: reasonLocked(u, now)})
-	}
-	e.Detail = s.discoveryErr
-	s.mu.Unlock()
-	if cause != nil && !errors.Is(cause, ErrNoHealthyUpstream) {
-		e.Detail = safeErrorString(cause)
-	}
-	sort.SliceStable(e.Upstreams, func(i, j int) bool { return e.Upstreams[i].Upstream < e.Upstreams[j].Upstream })
-	return e
-}
-
-// reasonLocked says why u is out, or that it is usable (requires s.mu).
-func reasonLocked(u *Upstream, now time.Time) string {
-	switch {
-	case u.load.outlier.ejected:
-		return "ejected for " + u.load.outlier.until.Sub(now).Round(time.Millisecond).String()
-	case u.load.health.status == HealthUnhealthy:
-		r := "unhealthy"
-		if u.load.health.lastErr != "" {
-			r += " (" + u.load.health.lastErr + ")"
-		}
-		return r
-	}
-	if refused, wait := breakerRefuses(u, now); refused {
-		if wait > 0 {
-			return "circuit open (next probe in " + wait.Round(time.Millisecond).String() + ")"
-		}
-		return "circuit half-open (every probe taken)"
-	}
-	return "available"
-}
-
-// safeErrorString calls err.Error(), which is user code here, so that
-// no panic escapes.
-func safeErrorString(err error) (s string) {
-	defer func() {
-		if r := recover(); r != nil {
-			s = "error with a panicking Error method"
-		}
-	}()
-	return err.Error()
 }
