@@ -137,3 +137,41 @@ func TestUnknownBalancerNeedsRegistration(t *testing.T) {
 	checkBalancerKnown(&p, `endpoints["x"]`, "p2c_ewma", nil)
 	assert.Empty(t, p.list)
 }
+
+// FuzzUpstreamSettings: any upstream URL, weight, balancer, hash key and
+// health path is accepted or refused with a problem, never a panic; what
+// is accepted can be balanced.
+func FuzzUpstreamSettings(f *testing.F) {
+	f.Add("https://a:1", 2, "round_robin", "header:X-User", "/health")
+	f.Add("dns:///h:80", 0, "consistent_hash", "cookie:", "health")
+	f.Add("http://[::1", -1, "Foo", "query:q", "/")
+	f.Add("dns://x/y", 1001, "", "path", "")
+	f.Fuzz(func(t *testing.T, u string, w int, balancer, hashKey, path string) {
+		c := EndpointConfig{Upstreams: []UpstreamConfig{{URL: u, Weight: w}}, Balancer: balancer, HashKey: hashKey,
+			HealthCheck: HealthCheckConfig{Path: path}}
+		var p problems
+		validateUpstreams(&p, "x", c, false)
+		for _, fe := range p.list {
+			if fe.Problem == "" || fe.Path == "" {
+				t.Fatalf("a problem without a path or text: %+v", fe)
+			}
+		}
+		if len(p.list) > 0 || !isBuiltinBalancer(balancer) {
+			return
+		}
+		s := testSet(0, balancer, EndpointConfig{HashKey: hashKey}, newFakeClock())
+		defer s.close()
+		tgt, err := parseUpstream(c.Upstreams[0])
+		if err != nil {
+			t.Fatalf("validated, yet %v", err)
+		}
+		if tgt.url != nil {
+			s.setMembers([]memberSpec{{url: tgt.url, weight: tgt.weight}}, nil)
+			res, err := s.Pick(PickInfo{Request: hashRequest("k")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Done(Outcome{StatusCode: 200})
+		}
+	})
+}
