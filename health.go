@@ -41,6 +41,8 @@ type HealthCheckConfig struct {
 	// many replicas do not check in step. 0 inherits; default a tenth of
 	// the interval; negative means none.
 	Jitter time.Duration `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+	// Disabled switches inherited health checks off for this endpoint.
+	Disabled *bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 }
 
 func healthCheckDefaults() HealthCheckConfig {
@@ -49,6 +51,7 @@ func healthCheckDefaults() HealthCheckConfig {
 		Timeout:            2 * time.Second,
 		HealthyThreshold:   2,
 		UnhealthyThreshold: 3,
+		Disabled:           Bool(false),
 	}
 }
 
@@ -125,7 +128,7 @@ type healthPolicy struct {
 }
 
 func newHealthPolicy(c HealthCheckConfig) (healthPolicy, bool) {
-	if c.Path == "" {
+	if c.Path == "" || (c.Disabled != nil && *c.Disabled) {
 		return healthPolicy{}, false
 	}
 	hp := healthPolicy{

@@ -142,3 +142,10 @@ func TestHealthReport(t *testing.T) {
 	assert.EqualValues(t, 1, st[1].Ejections)
 	assert.Equal(t, "closed", st[1].Breaker)
 }
+
+func TestHealthCheckCanBeSwitchedOff(t *testing.T) {
+	c := inherit(EndpointConfig{HealthCheck: HealthCheckConfig{Disabled: Bool(true)}},
+		inherit(EndpointConfig{HealthCheck: HealthCheckConfig{Path: "/health"}}, builtinDefaults()))
+	_, on := newHealthPolicy(c.HealthCheck)
+	assert.False(t, on, "an endpoint can switch off the checks it inherits")
+}
