@@ -3,7 +3,6 @@ package connmgr
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -144,11 +143,7 @@ func validateRateLimit(p *problems, path string, c RateLimitConfig) {
 		p.add(ap+".increase_step", "must be >= 0, got %g", a.IncreaseStep)
 	}
 	nonNegative(p, ap+".interval", a.Interval)
-	for i, s := range a.DecreaseOn {
-		if s < 100 || s > 599 {
-			p.add(fmt.Sprintf("%s.decrease_on[%d]", ap, i), "must be an HTTP status 100..599, got %d", s)
-		}
-	}
+	checkStatuses(p, ap+".decrease_on", a.DecreaseOn)
 }
 
 // checkResolvedRateLimit checks rules that involve several fields, after
