@@ -180,10 +180,10 @@ func TestTLSOneClassifier(t *testing.T) {
 		tls.RecordHeaderError{},
 		&PinError{},
 		fmt.Errorf("wrapped: %w", ErrCertificatePin),
-		tls.AlertError(40),  // handshake_failure
-		tls.AlertError(48),  // unknown_ca
-		tls.AlertError(80),  // internal_error: may be transient
-		tls.AlertError(90),  // user_canceled
+		tls.AlertError(40), // handshake_failure
+		tls.AlertError(48), // unknown_ca
+		tls.AlertError(80), // internal_error: may be transient
+		tls.AlertError(90), // user_canceled
 		opErr(tls.AlertError(80)),
 		&url.Error{Op: "Get", URL: "https://x", Err: tls.AlertError(116)},
 		errors.New("connection reset"),
