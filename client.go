@@ -159,7 +159,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if m.opts.clock != nil {
 		m.now, m.realClock = m.opts.clock, false
 	}
-	m.client = &http.Client{Transport: m}
+	m.client = &http.Client{Transport: m, CheckRedirect: CheckRedirect}
 	m.events = &dispatcher{deliver: m.deliverStateChange}
 	m.chain.Store(buildChain(nil))
 	if err := m.Use(m.opts.plugins...); err != nil {
@@ -406,10 +406,11 @@ func (t *endpointTable) endpoints() []*endpoint {
 
 // Client returns a new *http.Client whose Transport is the Manager, for
 // libraries that take one. Redirects it follows go through the pipeline
-// hop by hop. Each call returns a new Client, so setting its fields does
+// hop by hop, under CheckRedirect (no query in a Referer sent to another
+// host). Each call returns a new Client, so setting its fields does
 // not affect others.
 func (m *Manager) Client() *http.Client {
-	return &http.Client{Transport: m}
+	return &http.Client{Transport: m, CheckRedirect: CheckRedirect}
 }
 
 // Do sends req through the pipeline and follows redirects, as
