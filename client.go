@@ -89,7 +89,10 @@ type options struct {
 
 	clock          func() time.Time // tests only: see withClock
 	stateListeners []func(StateChange)
-	keyFuncs       map[string]KeyFunc // by lower-cased endpoint key
+	keyFuncs       map[string]KeyFunc // by endpoint key (normalised by New)
+	// endpointKeys lists the endpoints the options keyed by endpoint
+	// name (endpoint_keys.go).
+	endpointKeys []endpointKeyRef
 
 	// Extension points (observer.go, balancer.go, store.go,
 	// middleware.go, breaker_plug.go, retry_policy.go).
@@ -169,10 +172,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := resolveTLSOptions(&m.opts, cc); err != nil {
-		return nil, err
-	}
-	if err := checkKeyFuncs(m.opts.keyFuncs, cc); err != nil {
+	if err := m.opts.resolveEndpointKeys(cc); err != nil {
 		return nil, err
 	}
 	m.reloadMu.Lock()
@@ -194,6 +194,9 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	defer func() { m.recordReload(err) }() // runs after reloadMu is released
 	cc, err := compile(cfg)
 	if err != nil {
+		return err
+	}
+	if err := m.opts.checkEndpointKeys(cc); err != nil {
 		return err
 	}
 	m.reloadMu.Lock()

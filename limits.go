@@ -3,7 +3,6 @@ package connmgr
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -79,26 +78,6 @@ func fallbackAuthority(key string, kind endpointKind) string {
 		return "[" + key + "]" // a bare IPv6 address
 	}
 	return key
-}
-
-// checkKeyFuncs reports WithRateLimitKey options that name no endpoint.
-func checkKeyFuncs(fns map[string]KeyFunc, cc *compiledConfig) error {
-	for key, fn := range fns {
-		if fn == nil {
-			return fmt.Errorf("connmgr: WithRateLimitKey(%q): nil KeyFunc", key)
-		}
-		norm, _, problem := normalizeKey(key)
-		if problem != "" {
-			return fmt.Errorf("connmgr: WithRateLimitKey(%q): %s", key, problem)
-		}
-		if norm == defaultKey {
-			continue
-		}
-		if _, ok := cc.endpoints[norm]; !ok {
-			return fmt.Errorf("connmgr: WithRateLimitKey(%q): no such endpoint in the config", key)
-		}
-	}
-	return nil
 }
 
 // deliverStateChange hands one breaker state change to the log, the

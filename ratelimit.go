@@ -169,13 +169,14 @@ type KeyFunc func(req *http.Request) string
 // WithRateLimitKey keys the rate limit of the endpoint named endpoint
 // ("default" for the default) by fn instead of its rate_limit.key. The
 // endpoint must have a rate limit for it to matter; New fails if no such
-// endpoint is configured.
+// endpoint is configured. The key is read as the config's keys are
+// (" API.test" is "api.test", "[::1]" is "::1").
 func WithRateLimitKey(endpoint string, fn KeyFunc) Option {
 	return optionFunc(func(o *options) {
 		if o.keyFuncs == nil {
 			o.keyFuncs = map[string]KeyFunc{}
 		}
-		o.keyFuncs[strings.ToLower(endpoint)] = fn
+		o.keyFuncs[endpoint] = fn
 	})
 }
 

@@ -295,29 +295,13 @@ func WithTLSConfig(endpointKey string, c *tls.Config) Option {
 	})
 }
 
-// resolveTLSOptions normalizes the keys of WithTLSConfig options and
-// checks that each names an endpoint of cc.
-func resolveTLSOptions(o *options, cc *compiledConfig) error {
-	if len(o.tlsConfigs) == 0 {
-		return nil
-	}
-	if o.transport != nil {
+// checkTLSOptions refuses WithTLSConfig with WithTransport: the given
+// transport makes its own TLS connections. Its keys are resolved with
+// those of every option keyed by endpoint (endpoint_keys.go).
+func checkTLSOptions(o *options) error {
+	if len(o.tlsConfigs) > 0 && o.transport != nil {
 		return errors.New("connmgr: WithTLSConfig and WithTransport cannot be combined: the given transport makes its own TLS connections")
 	}
-	out := make(map[string]*tls.Config, len(o.tlsConfigs))
-	for raw, c := range o.tlsConfigs {
-		key, _, problem := normalizeKey(raw)
-		if problem != "" {
-			return fmt.Errorf("connmgr: WithTLSConfig(%q): %s", raw, problem)
-		}
-		if _, ok := cc.endpoints[key]; !ok && key != defaultKey {
-			return fmt.Errorf("connmgr: WithTLSConfig(%q): no such endpoint in the config", raw)
-		}
-		if c != nil {
-			out[key] = c
-		}
-	}
-	o.tlsConfigs = out
 	return nil
 }
 
