@@ -1,0 +1,66 @@
+package gobreakeradapter_test
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/connmgr/connmgr"
+	"github.com/connmgr/connmgr/gobreakeradapter"
+	"github.com/sony/gobreaker/v2"
+)
+
+// A gobreaker breaker driven through connmgr's two-step Breaker
+// interface, as the pipeline drives it: failures trip it, an ignored
+// (cancelled) attempt counts for nothing.
+func ExampleNew() {
+	b := gobreakeradapter.New(gobreaker.Settings{
+		Timeout:     30 * time.Second,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 2 },
+	})
+	report := func(o connmgr.Outcome) {
+		done, err := b.Allow()
+		if err != nil {
+			fmt.Println("refused:", err)
+			return
+		}
+		done(o)
+		fmt.Println("state:", b.State())
+	}
+	report(connmgr.Outcome{Err: &connmgr.StatusError{StatusCode: 503}, StatusCode: 503})
+	report(connmgr.Outcome{Err: errors.New("caller gave up"), Ignored: true})
+	report(connmgr.Outcome{Err: errors.New("connection refused")})
+	report(connmgr.Outcome{StatusCode: 200})
+	// Output:
+	// state: closed
+	// state: closed
+	// state: open
+	// refused: circuit breaker is open
+}
+
+// Factory builds one gobreaker breaker per upstream, for
+// connmgr.WithBreakerFactory; each is named after its endpoint and
+// upstream, so that OnStateChange can tell them apart.
+func ExampleFactory() {
+	f := gobreakeradapter.Factory(gobreaker.Settings{
+		Timeout: 30 * time.Second,
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			fmt.Printf("%s: %s -> %s\n", name, from, to)
+		},
+	})
+	// m, err := connmgr.New(cfg, connmgr.WithBreakerFactory(f))
+	b := f("payments", "https://pay-1.internal:8443")
+	for i := 0; i < 6; i++ { // gobreaker's default trips after more than 5 consecutive failures
+		done, err := b.Allow()
+		if err != nil {
+			fmt.Println("refused:", err)
+			break
+		}
+		done(connmgr.Outcome{Err: errors.New("connection refused")})
+	}
+	_, err := b.Allow()
+	fmt.Println("refused:", err)
+	// Output:
+	// payments https://pay-1.internal:8443: closed -> open
+	// refused: circuit breaker is open
+}
