@@ -64,3 +64,39 @@ func ExampleFactory() {
 	// payments https://pay-1.internal:8443: closed -> open
 	// refused: circuit breaker is open
 }
+
+// Wrap adapts a breaker built elsewhere; build its settings with
+// Settings, so that an ignored (cancelled) attempt counts for nothing.
+func ExampleWrap() {
+	cb := gobreaker.NewTwoStepCircuitBreaker[any](gobreakeradapter.Settings(gobreaker.Settings{
+		Name:        "payments",
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 1 },
+	}))
+	b := gobreakeradapter.Wrap(cb)
+	done, _ := b.Allow()
+	done(connmgr.Outcome{Err: errors.New("context canceled"), Ignored: true})
+	fmt.Println(b.Name(), b.State(), "exclusions:", b.Counts().TotalExclusions)
+	done, _ = b.Allow()
+	done(connmgr.Outcome{Err: errors.New("connection refused")})
+	fmt.Println(b.Name(), b.State())
+	// Output:
+	// payments closed exclusions: 1
+	// payments open
+}
+
+// FactoryFunc gives each upstream its own settings: here a shorter open
+// period for one endpoint.
+func ExampleFactoryFunc() {
+	f := gobreakeradapter.FactoryFunc(func(endpoint, upstream string) gobreaker.Settings {
+		st := gobreaker.Settings{Name: endpoint + " " + upstream, Timeout: time.Minute}
+		if endpoint == "search" {
+			st.Timeout = 5 * time.Second
+		}
+		return st
+	})
+	// m, err := connmgr.New(cfg, connmgr.WithBreakerFactory(f))
+	b := f("search", "https://search-1:8443").(*gobreakeradapter.Breaker)
+	fmt.Println(b.Name(), b.State())
+	// Output:
+	// search https://search-1:8443 closed
+}
