@@ -22,8 +22,13 @@ type endpointKeyRef struct {
 }
 
 // resolveEndpointKeys rewrites the maps of the options keyed by endpoint
-// under normalised keys, and checks each against cc. Called once, by New.
+// under normalised keys, and checks each against cc. New and Reload both
+// run it (through prepare); the maps are rewritten only the first time,
+// in New, before the Manager is shared: Reload only reads them.
 func (o *options) resolveEndpointKeys(cc *compiledConfig) error {
+	if o.keysResolved {
+		return o.checkEndpointKeys(cc)
+	}
 	if err := checkTLSOptions(o); err != nil {
 		return err
 	}
@@ -54,13 +59,13 @@ func (o *options) resolveEndpointKeys(cc *compiledConfig) error {
 	if o.endpointBackoff, err = normalizeOptionKeys("WithBackoff", o.endpointBackoff, &o.endpointKeys); err != nil {
 		return err
 	}
+	o.keysResolved = true
 	return o.checkEndpointKeys(cc)
 }
 
 // checkEndpointKeys checks that every endpoint an option names is
-// configured in cc ("default" always is). New and Reload both run it: a
-// reload that drops an endpoint an option names is refused, as New would
-// refuse that config.
+// configured in cc ("default" always is): a reload that drops an endpoint
+// an option names is refused, as New would refuse that config.
 func (o *options) checkEndpointKeys(cc *compiledConfig) error {
 	for _, r := range o.endpointKeys {
 		if r.key == defaultKey {

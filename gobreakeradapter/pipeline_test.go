@@ -79,7 +79,6 @@ func call(ctx context.Context, t *testing.T, m *connmgr.Manager, url string) (in
 // ErrCircuitOpen without reaching the upstream, and it recovers through
 // a half-open probe.
 func TestPipelineOnGobreaker(t *testing.T) {
-	skipUntilWired(t)
 	srv := connmgrtest.NewServer(
 		connmgrtest.Step{Status: http.StatusServiceUnavailable},
 		connmgrtest.Step{Status: http.StatusServiceUnavailable},
@@ -126,7 +125,6 @@ func TestPipelineOnGobreaker(t *testing.T) {
 // TestPipelineOnGobreakerCallerCancelIsIgnored: calls the caller gives up
 // on say nothing about the upstream and do not trip the breaker.
 func TestPipelineOnGobreakerCallerCancelIsIgnored(t *testing.T) {
-	skipUntilWired(t)
 	srv := connmgrtest.NewServer(connmgrtest.Step{Delay: 5 * time.Second})
 	defer srv.Close()
 	var rec breakers
@@ -146,11 +144,4 @@ func TestPipelineOnGobreakerCallerCancelIsIgnored(t *testing.T) {
 	assert.Equal(t, gobreaker.StateClosed, br.State())
 	assert.EqualValues(t, 0, br.Counts().TotalFailures)
 	assert.EqualValues(t, 3, br.Counts().TotalExclusions)
-}
-
-// skipUntilWired skips while WithBreakerFactory is not yet wired into
-// the pipeline (issue 8's pipeline rebuild).
-func skipUntilWired(t *testing.T) {
-	t.Helper()
-	t.Skip("waiting for pipeline wiring")
 }

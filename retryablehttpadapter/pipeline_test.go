@@ -64,7 +64,6 @@ func getReq(t *testing.T, url string) *http.Request {
 // does not (408, which connmgr's default does), and waits what
 // LinearJitterBackoff says, counting retries as retryablehttp does.
 func TestPipelineUsesRetryablehttpPolicy(t *testing.T) {
-	skipUntilWired(t)
 	var mu sync.Mutex
 	var attempts []int
 	linear := func(min, max time.Duration, n int, resp *http.Response) time.Duration {
@@ -98,7 +97,6 @@ func TestPipelineUsesRetryablehttpPolicy(t *testing.T) {
 // that got a 503; through connmgr the policy only says the 503 is
 // retryable, and a POST without an Idempotency-Key is still sent once.
 func TestPipelineStillRefusesToRetryPOST(t *testing.T) {
-	skipUntilWired(t)
 	m := newManager(t,
 		connmgr.WithRetryPolicy(retryablehttpadapter.RetryPolicy(retryablehttp.DefaultRetryPolicy)),
 		connmgr.WithBackoff(retryablehttpadapter.Backoff(retryablehttp.LinearJitterBackoff)))
@@ -130,7 +128,6 @@ func TestPipelineStillRefusesToRetryPOST(t *testing.T) {
 // 503's Retry-After, however long; through connmgr a Retry-After past
 // max_retry_after (100ms here) is not waited for.
 func TestPipelineStillCapsRetryAfter(t *testing.T) {
-	skipUntilWired(t)
 	m := newManager(t,
 		connmgr.WithRetryPolicy(retryablehttpadapter.RetryPolicy(retryablehttp.DefaultRetryPolicy)),
 		connmgr.WithBackoff(retryablehttpadapter.Backoff(retryablehttp.DefaultBackoff)))
@@ -141,11 +138,4 @@ func TestPipelineStillCapsRetryAfter(t *testing.T) {
 	elapsed := time.Since(start)
 	assert.Less(t, elapsed, time.Second, "waited %v: retryablehttp would wait the 3s Retry-After", elapsed)
 	assert.Contains(t, []int{http.StatusServiceUnavailable, http.StatusOK}, code)
-}
-
-// skipUntilWired skips while WithRetryPolicy and WithBackoff are not yet
-// wired into the pipeline (issue 8's pipeline rebuild).
-func skipUntilWired(t *testing.T) {
-	t.Helper()
-	t.Skip("waiting for pipeline wiring")
 }
