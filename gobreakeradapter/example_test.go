@@ -1,11 +1,14 @@
 package gobreakeradapter_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/connmgr/connmgr"
+	"github.com/connmgr/connmgr/connmgrtest"
 	"github.com/connmgr/connmgr/gobreakeradapter"
 	"github.com/sony/gobreaker/v2"
 )
@@ -99,4 +102,39 @@ func ExampleFactoryFunc() {
 	fmt.Println(b.Name(), b.State())
 	// Output:
 	// search https://search-1:8443 closed
+}
+
+// The Manager's pipeline on gobreaker breakers, one per upstream: three
+// 503s trip it, and the next call fails at once with ErrCircuitOpen
+// without reaching the upstream.
+func Example() {
+	srv := connmgrtest.NewServer(connmgrtest.Step{Status: http.StatusServiceUnavailable})
+	defer srv.Close()
+	m, err := connmgr.New(connmgr.Config{Default: connmgr.EndpointConfig{
+		Retry: connmgr.RetryConfig{MaxAttempts: 1},
+	}}, connmgr.WithBreakerFactory(gobreakeradapter.Factory(gobreaker.Settings{
+		Timeout:     30 * time.Second,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
+	})))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+	for i := 0; i < 4; i++ {
+		resp, err := m.Get(context.Background(), srv.URL)
+		if err != nil {
+			fmt.Println("circuit open:", errors.Is(err, connmgr.ErrCircuitOpen), errors.Is(err, gobreaker.ErrOpenState))
+			continue
+		}
+		_ = resp.Body.Close()
+		fmt.Println(resp.StatusCode)
+	}
+	fmt.Println("upstream saw", srv.Count(), "requests")
+	// Output:
+	// 503
+	// 503
+	// 503
+	// circuit open: true true
+	// upstream saw 3 requests
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/connmgr/connmgr"
+	"github.com/connmgr/connmgr/connmgrtest"
 	"github.com/connmgr/connmgr/retryablehttpadapter"
 	"github.com/hashicorp/go-retryablehttp"
 )
@@ -45,4 +48,51 @@ func ExampleBackoff() {
 	// connmgr retry 1 100ms
 	// connmgr retry 2 200ms
 	// connmgr retry 3 400ms
+}
+
+// A Manager with retryablehttp's DefaultRetryPolicy and
+// LinearJitterBackoff: a GET that got a 505 (which retryablehttp retries
+// and connmgr's default does not) is retried; a POST that got a 503 is
+// still sent once, as it carries no Idempotency-Key.
+func Example() {
+	srv := connmgrtest.NewServerFunc(func(n int64, r *http.Request) connmgrtest.Step {
+		if n == 1 {
+			return connmgrtest.Step{Status: http.StatusHTTPVersionNotSupported}
+		}
+		if r.Method == http.MethodPost {
+			return connmgrtest.Step{Status: http.StatusServiceUnavailable}
+		}
+		return connmgrtest.Step{Body: "ok"}
+	})
+	defer srv.Close()
+	m, err := connmgr.New(connmgr.Config{Default: connmgr.EndpointConfig{
+		Retry: connmgr.RetryConfig{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
+	}},
+		connmgr.WithRetryPolicy(retryablehttpadapter.RetryPolicy(retryablehttp.DefaultRetryPolicy)),
+		connmgr.WithBackoff(retryablehttpadapter.Backoff(retryablehttp.LinearJitterBackoff)),
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+
+	resp, err := m.Get(context.Background(), srv.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = resp.Body.Close()
+	fmt.Println("GET:", resp.StatusCode, "after", srv.Count(), "attempts")
+
+	resp, err = m.Post(context.Background(), srv.URL, "application/json", strings.NewReader(`{"amount":100}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = resp.Body.Close()
+	fmt.Println("POST:", resp.StatusCode, "sent", srv.Count()-2, "time")
+	// Output:
+	// GET: 200 after 2 attempts
+	// POST: 503 sent 1 time
 }
