@@ -104,6 +104,8 @@ type options struct {
 	endpointRetryPolicy map[string]RetryPolicy
 	backoff             BackoffFunc
 	endpointBackoff     map[string]BackoffFunc
+
+	telemetry telemetryOptions // OpenTelemetry, status window: otel_options.go
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.
@@ -183,6 +185,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	m.redact.Store(cc.redactor)
 	m.table.Store(table)
+	m.setupTelemetry()
 	return m, nil
 }
 
@@ -668,6 +671,7 @@ func (m *Manager) Close() error {
 		}
 		m.stopWatch()
 		m.CloseIdleConnections()
+		m.opts.telemetry.close()
 	})
 	return nil
 }

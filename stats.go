@@ -17,6 +17,8 @@ type Stats struct {
 	Endpoints map[string]EndpointStats `json:"endpoints"`
 	// Reload counts config reloads, from Reload and from Watch.
 	Reload ReloadStats `json:"reload"`
+	// Started is when the Manager was created.
+	Started time.Time `json:"started"`
 }
 
 // EndpointStats are the numbers for one endpoint since the Manager
@@ -58,6 +60,8 @@ type EndpointStats struct {
 	RateLimit *RateLimitStats `json:"rate_limit,omitempty"`
 	// Concurrency describes the concurrency cap; nil when there is none.
 	Concurrency *ConcurrencyStats `json:"concurrency,omitempty"`
+	// Window has the numbers of the last minute; nil before the first call.
+	Window *WindowStats `json:"last_minute,omitempty"`
 }
 
 // endpointStats holds an endpoint's counters: fixed memory, updated with
@@ -191,6 +195,7 @@ func (m *Manager) Stats() Stats {
 	}
 	s.Endpoints[defaultKey] = t.def.snapshot(now)
 	s.Reload = m.reloadStats()
+	m.fillWindows(&s, now)
 	return s
 }
 
