@@ -25,20 +25,20 @@ const maxAttemptAttrSets = 4096
 // does not allocate. The names, units and attributes are documented in
 // docs/observability.md.
 type otelMetrics struct {
-	requestDuration metric.Float64Histogram     // http.client.request.duration, per attempt
-	activeRequests  metric.Int64UpDownCounter   // http.client.active_requests
-	calls           metric.Int64Counter         // connmgr.client.calls
-	callDuration    metric.Float64Histogram     // connmgr.client.call.duration
-	retries         metric.Int64Counter         // connmgr.client.retries
-	refusals        metric.Int64Counter         // connmgr.client.refusals
-	limiterWait     metric.Float64Histogram     // connmgr.client.limiter.wait
-	transitions     metric.Int64Counter         // connmgr.client.breaker.transitions
-	registration    metric.Registration         // the observable instruments' callback
-	unregisterOnce  sync.Once                   //
-	errs            []error                     // instrument creation errors (kept for tests)
-	observables     observableInstruments       //
-	byEndpoint      sync.Map                    // endpoint key → *endpointInstruments
-	attemptMu       sync.Mutex                  // guards attempts
+	requestDuration metric.Float64Histogram   // http.client.request.duration, per attempt
+	activeRequests  metric.Int64UpDownCounter // http.client.active_requests
+	calls           metric.Int64Counter       // connmgr.client.calls
+	callDuration    metric.Float64Histogram   // connmgr.client.call.duration
+	retries         metric.Int64Counter       // connmgr.client.retries
+	refusals        metric.Int64Counter       // connmgr.client.refusals
+	limiterWait     metric.Float64Histogram   // connmgr.client.limiter.wait
+	transitions     metric.Int64Counter       // connmgr.client.breaker.transitions
+	registration    metric.Registration       // the observable instruments' callback
+	unregisterOnce  sync.Once                 //
+	errs            []error                   // instrument creation errors (kept for tests)
+	observables     observableInstruments     //
+	byEndpoint      sync.Map                  // endpoint key → *endpointInstruments
+	attemptMu       sync.Mutex                // guards attempts
 	attempts        map[attemptKey]*attemptInstruments
 }
 
