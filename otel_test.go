@@ -485,3 +485,23 @@ func (f fanoutAttempt) End(ev AttemptEndEvent) {
 		a.End(ev)
 	}
 }
+
+func TestRunningConfigIsRedacted(t *testing.T) {
+	cfg := Config{
+		Default: EndpointConfig{Headers: map[string]string{"X-Internal-Secret": "s3cr3t-header", "User-Agent": "billing/1"}},
+		Endpoints: map[string]EndpointConfig{
+			"API.test": {Auth: AuthConfig{BearerToken: "tok-456"}, Timeout: 3 * time.Second},
+		},
+		Redact: RedactConfig{Headers: []string{"X-Internal-Secret"}},
+	}
+	m := newTestManager(t, cfg)
+	rc := m.RunningConfig()
+	b, err := MarshalConfig(rc, "yaml")
+	require.NoError(t, err)
+	out := string(b)
+	assert.NotContains(t, out, "s3cr3t-header")
+	assert.NotContains(t, out, "tok-456")
+	assert.Contains(t, out, "billing/1")
+	assert.Equal(t, 3*time.Second, rc.Endpoints["api.test"].Timeout)
+	assert.Equal(t, "REDACTED", rc.Endpoints["api.test"].Auth.BearerToken)
+}
