@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -44,22 +45,23 @@ type otelMetrics struct {
 
 // observableInstruments read Manager.Stats() at each collection.
 type observableInstruments struct {
-	breakerState metric.Int64ObservableGauge         // connmgr.client.breaker.state
-	inFlight     metric.Int64ObservableUpDownCounter // connmgr.client.calls.active
-	concInUse    metric.Int64ObservableUpDownCounter // connmgr.client.concurrency.in_use
-	concQueued   metric.Int64ObservableUpDownCounter // connmgr.client.concurrency.queued
-	limiterRate  metric.Float64ObservableGauge       // connmgr.client.limiter.rate
-	reloads      metric.Int64ObservableCounter       // connmgr.client.config.reloads
+	activeRequests metric.Int64ObservableUpDownCounter // http.client.active_requests, from attemptInstruments.active
+	calls          metric.Int64ObservableCounter       // connmgr.client.calls, from endpointInstruments.outcomes
+	breakerState   metric.Int64ObservableGauge         // connmgr.client.breaker.state
+	inFlight       metric.Int64ObservableUpDownCounter // connmgr.client.calls.active
+	concInUse      metric.Int64ObservableUpDownCounter // connmgr.client.concurrency.in_use
+	concQueued     metric.Int64ObservableUpDownCounter // connmgr.client.concurrency.queued
+	limiterRate    metric.Float64ObservableGauge       // connmgr.client.limiter.rate
+	reloads        metric.Int64ObservableCounter       // connmgr.client.config.reloads
 }
 
 // endpointInstruments holds the attribute sets of one endpoint, built
 // once.
 type endpointInstruments struct {
 	key      string
-	base     []metric.RecordOption // connmgr.endpoint
-	mu       sync.Mutex            // guards the maps below
-	outcomes map[string][]metric.AddOption
-	durOut   map[string][]metric.RecordOption
+	base     []metric.RecordOption         // connmgr.endpoint
+	outcomes [numOutcomes]atomic.Int64     // calls by outcome, reported by the callback
+	mu       sync.Mutex                    // guards the maps below
 	reasons  map[string][]metric.AddOption // by retry reason
 	refusals map[Refusal][]metric.AddOption
 }
@@ -72,7 +74,8 @@ type attemptKey struct {
 
 // attemptInstruments holds the attribute sets of an attempt's metrics.
 type attemptInstruments struct {
-	active   []metric.AddOption    // method, server address and port
+	active   atomic.Int64          // attempts in flight, reported by the callback
+	set      attribute.Set         // method, server address and port, endpoint
 	duration []metric.RecordOption // the above, plus status and error type
 	endpoint string
 	upstream string
@@ -92,16 +95,6 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 		metric.WithUnit("s"), metric.WithDescription("Duration of HTTP client requests (each attempt, until its body is closed or read)."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	keep(err)
-	om.activeRequests, err = meter.Int64UpDownCounter("http.client.active_requests",
-		metric.WithUnit("{request}"), metric.WithDescription("Number of active HTTP requests (attempts sent whose body is not yet closed)."))
-	keep(err)
-	om.calls, err = meter.Int64Counter("connmgr.client.calls",
-		metric.WithUnit("{call}"), metric.WithDescription("Calls finished, by endpoint and outcome (success, failure, error, refused, fallback)."))
-	keep(err)
-	om.callDuration, err = meter.Float64Histogram("connmgr.client.call.duration",
-		metric.WithUnit("s"), metric.WithDescription("Duration of calls, retries and backoff included, until the response headers or the error."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	keep(err)
 	om.retries, err = meter.Int64Counter("connmgr.client.retries",
 		metric.WithUnit("{retry}"), metric.WithDescription("Retries decided, by endpoint and reason (status, connect, error, hook)."))
 	keep(err)
@@ -117,6 +110,12 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 	keep(err)
 
 	ob := &om.observables
+	ob.activeRequests, err = meter.Int64ObservableUpDownCounter("http.client.active_requests",
+		metric.WithUnit("{request}"), metric.WithDescription("Number of active HTTP requests (attempts sent whose body is not yet closed)."))
+	keep(err)
+	ob.calls, err = meter.Int64ObservableCounter("connmgr.client.calls",
+		metric.WithUnit("{call}"), metric.WithDescription("Calls finished, by endpoint and outcome (success, failure, error, refused, fallback)."))
+	keep(err)
 	ob.breakerState, err = meter.Int64ObservableGauge("connmgr.client.breaker.state",
 		metric.WithUnit("1"), metric.WithDescription("Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open."))
 	keep(err)
@@ -136,8 +135,9 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 		metric.WithUnit("{reload}"), metric.WithDescription("Config reloads, by result (success, failure)."))
 	keep(err)
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		om.observeCounts(o)
 		return om.observe(m.Stats(), o)
-	}, ob.breakerState, ob.inFlight, ob.concInUse, ob.concQueued, ob.limiterRate, ob.reloads)
+	}, ob.activeRequests, ob.calls, ob.breakerState, ob.inFlight, ob.concInUse, ob.concQueued, ob.limiterRate, ob.reloads)
 	keep(err)
 	om.registration = reg
 	if len(om.errs) > 0 {
@@ -185,8 +185,6 @@ func (om *otelMetrics) endpoint(key string) *endpointInstruments {
 	ei := &endpointInstruments{
 		key:      key,
 		base:     []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrEndpoint.String(key)))},
-		outcomes: map[string][]metric.AddOption{},
-		durOut:   map[string][]metric.RecordOption{},
 		reasons:  map[string][]metric.AddOption{},
 		refusals: map[Refusal][]metric.AddOption{},
 	}
@@ -216,25 +214,15 @@ func (om *otelMetrics) retried(ei *endpointInstruments, reason string) {
 	om.retries.Add(context.Background(), 1, addOpts(ei, ei.reasons, reason, attrRetryReason.String(reason))...)
 }
 
-func (om *otelMetrics) callEnd(ei *endpointInstruments, outcome string, d time.Duration) {
-	om.calls.Add(context.Background(), 1, addOpts(ei, ei.outcomes, outcome, attrOutcome.String(outcome))...)
-	ei.mu.Lock()
-	opts, ok := ei.durOut[outcome]
-	if !ok {
-		opts = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrEndpoint.String(ei.key), attrOutcome.String(outcome)))}
-		if len(ei.durOut) < 64 {
-			ei.durOut[outcome] = opts
-		}
-	}
-	ei.mu.Unlock()
-	om.callDuration.Record(context.Background(), d.Seconds(), opts...)
+func (om *otelMetrics) callEnd(ei *endpointInstruments, outcome callOutcomeKind) {
+	ei.outcomes[outcome].Add(1)
 }
 
 // attemptStart counts the attempt as active and records its limiter wait.
 func (om *otelMetrics) attemptStart(ctx context.Context, ei *endpointInstruments, ev *AttemptEvent) *attemptInstruments {
 	method, _ := spanMethod(ev.Request.Method)
 	ai := om.attemptAttrs(attemptKey{endpoint: ei.key, upstream: ev.Upstream, method: method})
-	om.activeRequests.Add(ctx, 1, ai.active...)
+	ai.active.Add(1)
 	if ev.LimiterWait > 0 {
 		om.limiterWait.Record(ctx, ev.LimiterWait.Seconds(), ei.base...)
 	}
@@ -245,7 +233,7 @@ func (om *otelMetrics) attemptStart(ctx context.Context, ei *endpointInstruments
 // A canceled attempt (a losing hedge, a discarded response) is not a
 // latency sample.
 func (om *otelMetrics) attemptEnd(ctx context.Context, ai *attemptInstruments, ei *endpointInstruments, status int, errType string, canceled bool, d time.Duration) {
-	om.activeRequests.Add(ctx, -1, ai.active...)
+	ai.active.Add(-1)
 	if canceled {
 		return
 	}
@@ -274,17 +262,22 @@ func (om *otelMetrics) attemptAttrs(k attemptKey) *attemptInstruments {
 		kvs = append(kvs, attrErrorType.String(k.errType))
 	}
 	ai := &attemptInstruments{
-		active:   []metric.AddOption{metric.WithAttributeSet(active)},
+		set:      active,
 		duration: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kvs...))},
 		endpoint: k.endpoint,
 		upstream: k.upstream,
 		method:   k.method,
 	}
 	om.attemptMu.Lock()
-	if len(om.attempts) < maxAttemptAttrSets {
+	defer om.attemptMu.Unlock()
+	if prev, ok := om.attempts[k]; ok {
+		return prev // built at the same time by another call
+	}
+	if len(om.attempts) < maxAttemptAttrSets || k.status == 0 && k.errType == "" {
+		// The sets of active requests (no status) are always kept: the
+		// callback reports their counts.
 		om.attempts[k] = ai
 	}
-	om.attemptMu.Unlock()
 	return ai
 }
 
@@ -297,6 +290,27 @@ func splitUpstream(up string) (string, int) {
 	}
 	p, _ := strconv.Atoi(port)
 	return host, p
+}
+
+// observeCounts reports the counters kept in atomics: active requests
+// and calls by outcome.
+func (om *otelMetrics) observeCounts(o metric.Observer) {
+	om.attemptMu.Lock()
+	for k, ai := range om.attempts {
+		if k.status == 0 && k.errType == "" {
+			o.ObserveInt64(om.observables.activeRequests, ai.active.Load(), metric.WithAttributeSet(ai.set))
+		}
+	}
+	om.attemptMu.Unlock()
+	om.byEndpoint.Range(func(_, v any) bool {
+		ei := v.(*endpointInstruments)
+		for i := range ei.outcomes {
+			if n := ei.outcomes[i].Load(); n > 0 {
+				o.ObserveInt64(om.observables.calls, n, metric.WithAttributes(attrEndpoint.String(ei.key), attrOutcome.String(callOutcomeKind(i).String())))
+			}
+		}
+		return true
+	})
 }
 
 // breakerTransition counts a breaker state change.

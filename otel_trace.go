@@ -106,7 +106,7 @@ func (o *otelObserver) StartCall(ev *CallEvent) CallObserver {
 		return c
 	}
 	method, known := spanMethod(ev.Request.Method)
-	_, c.span = tr.Start(ev.Context, "connmgr "+method, callSpanOpts...)
+	c.ctx, c.span = tr.Start(ev.Context, callSpanName(method), callSpanOpts...)
 	c.recording = c.span.IsRecording()
 	if c.recording {
 		c.span.SetAttributes(
@@ -120,6 +120,19 @@ func (o *otelObserver) StartCall(ev *CallEvent) CallObserver {
 	}
 	return c
 }
+
+// callSpanNames are the names of call spans, built once.
+var callSpanNames = func() map[string]string {
+	out := map[string]string{}
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodTrace, http.MethodConnect} {
+		out[m] = "connmgr " + m
+	}
+	out["_OTHER"] = "connmgr HTTP"
+	return out
+}()
+
+func callSpanName(method string) string { return callSpanNames[method] }
 
 // spanMethod is the method as the semantic conventions name it: one of
 // the known methods, else "_OTHER" (and "HTTP" in span names).
@@ -145,8 +158,11 @@ type otelCall struct {
 	method   string
 	start    time.Time
 
-	span      trace.Span // nil when tracing is off
+	span      trace.Span      // nil when tracing is off
+	ctx       context.Context // the caller's context with the call span
 	recording bool
+	first     otelAttempt // the first attempt's observer
+	firstUsed bool        // guarded by mu
 
 	// mu guards the fields below: attempts of a call can run at once
 	// (hedges) and end after the call has returned (bodies still open).
@@ -179,48 +195,67 @@ func (c *otelCall) Refused(ev RefusalEvent) {
 // AttemptStart starts the attempt's client span under the call span and
 // writes the trace context into the attempt's own headers.
 func (c *otelCall) AttemptStart(ev *AttemptEvent) AttemptObserver {
-	a := &otelAttempt{c: c, start: ev.Start, ctx: ev.Context}
 	c.mu.Lock()
 	c.open++
+	a := &c.first // the first attempt lives in the call: one allocation less
+	if c.firstUsed {
+		a = new(otelAttempt)
+	}
+	c.firstUsed = true
 	c.mu.Unlock()
+	a.c, a.start, a.ctx = c, ev.Start, ev.Context
 	if c.tracer != nil {
-		ctx := trace.ContextWithSpan(ev.Context, c.span)
 		if c.recording {
-			method, known := spanMethod(ev.Request.Method)
-			host, port := serverAddress(ev.Request.URL)
-			ctx, a.span = c.tracer.Start(ctx, method, attemptSpanOpts...)
-			attrs := []attribute.KeyValue{
-				attrMethod.String(method),
-				attrServerAddress.String(host),
-				attrServerPort.Int(port),
-				attrURLFull.String(c.o.m.redact.Load().URL(ev.Request.URL)),
-				attrEndpoint.String(ev.Endpoint),
-				attrUpstream.String(ev.Upstream),
-				attrAttempt.Int(ev.Attempt),
-				attrBreakerState.String(ev.BreakerState.String()),
-			}
-			if !known {
-				attrs = append(attrs, attrMethodOriginal.String(ev.Request.Method))
-			}
-			if ev.Attempt > 1 {
-				attrs = append(attrs, attrResendCount.Int(ev.Attempt-1))
-			}
-			if ev.Hedge {
-				attrs = append(attrs, attrHedge.Bool(true))
-			}
-			if ev.LimiterWait > 0 {
-				attrs = append(attrs, attrLimiterWait.Float64(ev.LimiterWait.Seconds()))
-			}
-			a.span.SetAttributes(attrs...)
+			a.span = c.startAttemptSpan(ev)
+			ev.Context = trace.ContextWithSpan(ev.Context, a.span)
+			a.ctx = ev.Context
+			c.o.opts.propagatorOrGlobal().Inject(ev.Context, propagation.HeaderCarrier(ev.Request.Header))
+		} else {
+			// Sampled out: no attempt span; the call span's context, with
+			// its not-sampled flag, is what the attempt propagates.
+			c.o.opts.propagatorOrGlobal().Inject(c.ctx, propagation.HeaderCarrier(ev.Request.Header))
 		}
-		c.o.opts.propagatorOrGlobal().Inject(ctx, propagation.HeaderCarrier(ev.Request.Header))
-		ev.Context = ctx
-		a.ctx = ctx
 	}
 	if c.ep != nil {
 		a.inst = c.metrics.attemptStart(a.ctx, c.ep, ev)
 	}
 	return a
+}
+
+// startAttemptSpan starts the client span of an attempt under the call
+// span, with the HTTP client attributes.
+func (c *otelCall) startAttemptSpan(ev *AttemptEvent) trace.Span {
+	method, known := spanMethod(ev.Request.Method)
+	host, port := serverAddress(ev.Request.URL)
+	name := method
+	if !known {
+		name = "HTTP"
+	}
+	_, span := c.tracer.Start(trace.ContextWithSpan(ev.Context, c.span), name, attemptSpanOpts...)
+	attrs := []attribute.KeyValue{
+		attrMethod.String(method),
+		attrServerAddress.String(host),
+		attrServerPort.Int(port),
+		attrURLFull.String(c.o.m.redact.Load().URL(ev.Request.URL)),
+		attrEndpoint.String(ev.Endpoint),
+		attrUpstream.String(ev.Upstream),
+		attrAttempt.Int(ev.Attempt),
+		attrBreakerState.String(ev.BreakerState.String()),
+	}
+	if !known {
+		attrs = append(attrs, attrMethodOriginal.String(ev.Request.Method))
+	}
+	if ev.Attempt > 1 {
+		attrs = append(attrs, attrResendCount.Int(ev.Attempt-1))
+	}
+	if ev.Hedge {
+		attrs = append(attrs, attrHedge.Bool(true))
+	}
+	if ev.LimiterWait > 0 {
+		attrs = append(attrs, attrLimiterWait.Float64(ev.LimiterWait.Seconds()))
+	}
+	span.SetAttributes(attrs...)
+	return span
 }
 
 // Retry records the decision to try again: an event with the reason and
@@ -269,7 +304,7 @@ func (c *otelCall) End(ev CallEndEvent) {
 	if c.recording {
 		attrs := []attribute.KeyValue{
 			attrAttempts.Int(ev.Attempts),
-			attrOutcome.String(outcome),
+			attrOutcome.String(outcome.String()),
 		}
 		if status > 0 {
 			attrs = append(attrs, attrStatus.Int(status))
@@ -293,7 +328,7 @@ func (c *otelCall) End(ev CallEndEvent) {
 		c.span.SetAttributes(attrs...)
 	}
 	if c.ep != nil {
-		c.metrics.callEnd(c.ep, outcome, ev.Duration)
+		c.metrics.callEnd(c.ep, outcome)
 	}
 	if done {
 		c.finish()
@@ -418,21 +453,36 @@ func (a *otelAttempt) End(ev AttemptEndEvent) {
 	a.c.attemptEnded(at)
 }
 
-// callOutcome names how a call ended, for the calls metric and the span:
-// success, failure (a final 5xx or 429), error, refused (a local
+// callOutcomeKind names how a call ended, for the calls metric and the
+// span: success, failure (a final 5xx or 429), error, refused (a local
 // refusal ended it) or fallback.
-func callOutcome(status int, ev CallEndEvent, refusal Refusal) string {
+type callOutcomeKind int
+
+const (
+	callSuccess callOutcomeKind = iota
+	callFailure
+	callErrored
+	callRefused
+	callFallback
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"success", "failure", "error", "refused", "fallback"}
+
+func (k callOutcomeKind) String() string { return outcomeNames[k] }
+
+func callOutcome(status int, ev CallEndEvent, refusal Refusal) callOutcomeKind {
 	switch {
 	case ev.Fallback:
-		return "fallback"
+		return callFallback
 	case ev.Err != nil && refusal != "" && refusalError(ev.Err):
-		return "refused"
+		return callRefused
 	case ev.Err != nil:
-		return "error"
+		return callErrored
 	case status >= 500 || status == http.StatusTooManyRequests:
-		return "failure"
+		return callFailure
 	}
-	return "success"
+	return callSuccess
 }
 
 func refusalError(err error) bool {

@@ -199,7 +199,11 @@ func (u *upstreamWindow) End(ev AttemptEndEvent) {
 	if ev.Canceled {
 		return
 	}
-	s := u.ring.slot(u.mo.m.now())
+	at := ev.At
+	if at.IsZero() {
+		at = u.mo.m.now()
+	}
+	s := u.ring.slot(at)
 	s.requests.Add(1)
 	if ev.Failed {
 		s.failures.Add(1)
