@@ -117,7 +117,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 		metric.WithUnit("{call}"), metric.WithDescription("Calls finished, by endpoint and outcome (success, failure, error, refused, fallback)."))
 	keep(err)
 	ob.breakerState, err = meter.Int64ObservableGauge("connmgr.client.breaker.state",
-		metric.WithUnit("1"), metric.WithDescription("Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open."))
+		metric.WithUnit("{state}"), metric.WithDescription("Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open."))
 	keep(err)
 	ob.inFlight, err = meter.Int64ObservableUpDownCounter("connmgr.client.calls.active",
 		metric.WithUnit("{call}"), metric.WithDescription("Calls in flight, by endpoint."))
