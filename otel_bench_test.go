@@ -86,3 +86,63 @@ func BenchmarkObserver(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPipelineTelemetry is the cost of tracing and metrics per call
+// through the whole pipeline, against a transport that answers at once.
+// Compare each case with "off".
+func BenchmarkPipelineTelemetry(b *testing.B) {
+	never := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	always := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	meters := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer func() {
+		_ = never.Shutdown(context.Background())
+		_ = always.Shutdown(context.Background())
+		_ = meters.Shutdown(context.Background())
+	}()
+	off := tracenoop.NewTracerProvider()
+	offM := metricnoop.NewMeterProvider()
+	for _, bc := range []struct {
+		name string
+		tp   trace.TracerProvider
+		mp   metric.MeterProvider
+	}{
+		{"off", off, offM},
+		{"observer-dispatch-only", off, offM}, // a do-nothing observer: the pipeline's share
+		{"trace-never-sample", never, offM},
+		{"trace-always-sample", always, offM},
+		{"metrics", off, meters},
+		{"trace-never-sample+metrics", never, meters},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ft := RoundTripperFunc(func(r *http.Request) (*http.Response, error) { return cannedResponse(r, 200, ""), nil })
+			opts := []Option{WithTransport(ft), WithTracerProvider(bc.tp), WithMeterProvider(bc.mp), WithPropagator(propagation.TraceContext{})}
+			if bc.name == "observer-dispatch-only" {
+				opts = append(opts, WithObserver(nopObserver{}))
+			}
+			m := newTestManager(b, Config{}, opts...)
+			req, _ := http.NewRequest(http.MethodGet, "http://api.test/v1/x", nil)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				resp, err := m.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = resp.Body.Close()
+			}
+		})
+	}
+}
+
+// nopObserver observes every call and attempt and does nothing.
+type nopObserver struct{}
+type nopCall struct{}
+type nopAttempt struct{}
+
+func (nopObserver) StartCall(*CallEvent) CallObserver      { return nopCall{} }
+func (nopCall) Refused(RefusalEvent)                       {}
+func (nopCall) AttemptStart(*AttemptEvent) AttemptObserver { return nopAttempt{} }
+func (nopCall) Retry(RetryEvent)                           {}
+func (nopCall) End(CallEndEvent)                           {}
+func (nopAttempt) Headers(HeadersEvent)                    {}
+func (nopAttempt) End(AttemptEndEvent)                     {}

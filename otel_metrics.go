@@ -59,11 +59,14 @@ type observableInstruments struct {
 // once.
 type endpointInstruments struct {
 	key      string
-	base     []metric.RecordOption         // connmgr.endpoint
-	outcomes [numOutcomes]atomic.Int64     // calls by outcome, reported by the callback
-	mu       sync.Mutex                    // guards the maps below
-	reasons  map[string][]metric.AddOption // by retry reason
-	refusals map[Refusal][]metric.AddOption
+	base     []metric.RecordOption     // connmgr.endpoint
+	outcomes [numOutcomes]atomic.Int64 // calls by outcome, reported by the callback
+	// lastAttempt is the attempt sets last used, so that a run of calls to
+	// the same upstream takes no lock.
+	lastAttempt atomic.Pointer[attemptInstruments]
+	mu          sync.Mutex                    // guards the maps below
+	reasons     map[string][]metric.AddOption // by retry reason
+	refusals    map[Refusal][]metric.AddOption
 }
 
 type attemptKey struct {
@@ -80,6 +83,24 @@ type attemptInstruments struct {
 	endpoint string
 	upstream string
 	method   string
+	// last is the duration set of the latest status and error type seen,
+	// so that a run of the same outcome takes no lock.
+	last atomic.Pointer[durationSet]
+}
+
+type durationSet struct {
+	status  int
+	errType string
+	opts    []metric.RecordOption
+}
+
+// durationOpts returns the cached duration set for status and errType,
+// or nil.
+func (ai *attemptInstruments) durationOpts(status int, errType string) []metric.RecordOption {
+	if l := ai.last.Load(); l != nil && l.status == status && l.errType == errType {
+		return l.opts
+	}
+	return nil
 }
 
 func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
@@ -221,7 +242,11 @@ func (om *otelMetrics) callEnd(ei *endpointInstruments, outcome callOutcomeKind)
 // attemptStart counts the attempt as active and records its limiter wait.
 func (om *otelMetrics) attemptStart(ctx context.Context, ei *endpointInstruments, ev *AttemptEvent) *attemptInstruments {
 	method, _ := spanMethod(ev.Request.Method)
-	ai := om.attemptAttrs(attemptKey{endpoint: ei.key, upstream: ev.Upstream, method: method})
+	ai := ei.lastAttempt.Load()
+	if ai == nil || ai.upstream != ev.Upstream || ai.method != method {
+		ai = om.attemptAttrs(attemptKey{endpoint: ei.key, upstream: ev.Upstream, method: method})
+		ei.lastAttempt.Store(ai)
+	}
 	ai.active.Add(1)
 	if ev.LimiterWait > 0 {
 		om.limiterWait.Record(ctx, ev.LimiterWait.Seconds(), ei.base...)
@@ -237,8 +262,13 @@ func (om *otelMetrics) attemptEnd(ctx context.Context, ai *attemptInstruments, e
 	if canceled {
 		return
 	}
-	full := om.attemptAttrs(attemptKey{endpoint: ai.endpoint, upstream: ai.upstream, method: ai.method, status: status, errType: errType})
-	om.requestDuration.Record(ctx, d.Seconds(), full.duration...)
+	opts := ai.durationOpts(status, errType)
+	if opts == nil {
+		full := om.attemptAttrs(attemptKey{endpoint: ai.endpoint, upstream: ai.upstream, method: ai.method, status: status, errType: errType})
+		opts = full.duration
+		ai.last.Store(&durationSet{status: status, errType: errType, opts: opts})
+	}
+	om.requestDuration.Record(ctx, d.Seconds(), opts...)
 }
 
 // attemptAttrs returns the cached attribute sets for k.

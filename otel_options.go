@@ -1,8 +1,11 @@
 package connmgr
 
 import (
+	"context"
+	"log/slog"
 	"reflect"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -17,9 +20,10 @@ import (
 const instrumentationName = "github.com/connmgr/connmgr"
 
 // telemetryOptions are the OpenTelemetry options. A nil provider means
-// "follow the global one" (otel.GetTracerProvider, otel.GetMeterProvider),
-// read at each call, so a provider installed after New is used from then
-// on; until one is installed, connmgr does no tracing or metrics work.
+// "follow the global one" (otel.GetTracerProvider, otel.GetMeterProvider)
+// when one was installed before New: it is read at each call, so a
+// provider that replaces it later is used from then on. When none was
+// installed before New, that signal is off and costs nothing per call.
 type telemetryOptions struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
@@ -27,7 +31,8 @@ type telemetryOptions struct {
 
 	// Set up by New (setupTelemetry).
 	observer *otelObserver // nil when both providers are no-ops
-	monitor  *monitor
+	monitor  *monitor      // nil unless the logger takes Warn
+	started  time.Time     // when New ran
 }
 
 // setupTelemetry puts the Manager's monitor (windowed stats, refusal
@@ -35,8 +40,12 @@ type telemetryOptions struct {
 // WithObserver, and counts breaker transitions.
 func (m *Manager) setupTelemetry() {
 	t := &m.opts.telemetry
-	t.monitor = newMonitor(m)
-	own := []Observer{t.monitor}
+	t.started = m.now()
+	var own []Observer
+	if m.opts.logger != nil && m.opts.logger.Enabled(context.Background(), slog.LevelWarn) {
+		t.monitor = &monitor{m: m}
+		own = append(own, t.monitor)
+	}
 	o := newOTelObserver(m, *t)
 	if o.tracers.global || o.tracers.fixed != nil || o.meters.global || o.meters.fixed != nil {
 		t.observer = o
@@ -48,6 +57,7 @@ func (m *Manager) setupTelemetry() {
 		})
 	}
 	m.opts.observers = append(own, m.opts.observers...)
+	m.observers = m.opts.observers
 }
 
 // close unregisters the metric callbacks.
@@ -59,7 +69,8 @@ func (t *telemetryOptions) close() {
 
 // WithTracerProvider has the Manager trace through tp: one span per call
 // and one client span per attempt (see docs/observability.md). Without
-// it, the global provider (otel.SetTracerProvider) is used. A no-op
+// it, the global provider (otel.SetTracerProvider) is used if one was
+// installed before New (and then followed if replaced). A no-op
 // provider (go.opentelemetry.io/otel/trace/noop) turns tracing off at no
 // cost per call.
 func WithTracerProvider(tp trace.TracerProvider) Option {
@@ -69,7 +80,8 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // WithMeterProvider has the Manager record its metrics through mp: the
 // HTTP client instruments of the OpenTelemetry semantic conventions and
 // connmgr's own (see docs/observability.md). Without it, the global
-// provider (otel.SetMeterProvider) is used. A no-op provider
+// provider (otel.SetMeterProvider) is used if one was installed before
+// New (and then followed if replaced). A no-op provider
 // (go.opentelemetry.io/otel/metric/noop) turns metrics off at no cost
 // per call.
 func WithMeterProvider(mp metric.MeterProvider) Option {
@@ -84,6 +96,9 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(o *options) { o.telemetry.propagator = p })
 }
+
+// clockNow reads the Manager's clock (a method value for the stats).
+func (m *Manager) clockNow() time.Time { return m.now() }
 
 // isGlobalDelegate reports whether v is one of the OpenTelemetry global
 // package's placeholder providers, which stand in until a real provider
@@ -111,6 +126,9 @@ type tracerSource struct {
 func newTracerSource(tp trace.TracerProvider) *tracerSource {
 	switch tp.(type) {
 	case nil:
+		if isGlobalDelegate(otel.GetTracerProvider()) {
+			return &tracerSource{} // no global provider installed before New
+		}
 		return &tracerSource{global: true}
 	case tracenoop.TracerProvider, *tracenoop.TracerProvider:
 		return &tracerSource{}
@@ -158,6 +176,9 @@ type meterSource struct {
 func newMeterSource(m *Manager, mp metric.MeterProvider) *meterSource {
 	switch mp.(type) {
 	case nil:
+		if isGlobalDelegate(otel.GetMeterProvider()) {
+			return &meterSource{m: m} // no global provider installed before New
+		}
 		return &meterSource{m: m, global: true}
 	case metricnoop.MeterProvider, *metricnoop.MeterProvider:
 		return &meterSource{m: m}

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"syscall"
@@ -256,11 +259,32 @@ func TestOTelMetricPointsAfterAScriptedRun(t *testing.T) {
 func TestOTelNoProviderNoWork(t *testing.T) {
 	t.Run("global providers not installed", func(t *testing.T) {
 		m := newTestManager(t, Config{})
+		assert.Nil(t, m.opts.telemetry.observer, "no observer: no work and no header")
+		assert.Empty(t, m.observers)
+	})
+	t.Run("global providers installed before New", func(t *testing.T) {
+		spans := tracetest.NewInMemoryExporter()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+		otel.SetTracerProvider(tp)
+		otel.SetTextMapPropagator(propagation.TraceContext{})
+		defer func() {
+			otel.SetTracerProvider(prevTP)
+			otel.SetTextMapPropagator(prevProp)
+		}()
+		m := newTestManager(t, Config{})
 		o := m.opts.telemetry.observer
-		require.NotNil(t, o, "the global providers are followed")
+		require.NotNil(t, o, "the global tracer provider is followed")
 		req := secretRequest(t, context.Background())
-		assert.Nil(t, o.StartCall(&CallEvent{Context: req.Context(), Request: req, Endpoint: "default", Start: time.Now()}),
-			"no work and no injection until a global provider is installed")
+		co := o.StartCall(&CallEvent{Context: req.Context(), Request: req, Endpoint: "default", Start: time.Now()})
+		require.NotNil(t, co)
+		areq := req.Clone(req.Context())
+		ao := co.AttemptStart(&AttemptEvent{Context: areq.Context(), Request: areq, Endpoint: "default", Upstream: "api.test:8080", Attempt: 1})
+		assert.NotEmpty(t, areq.Header.Get("traceparent"), "the global propagator writes the attempt's headers")
+		ao.End(AttemptEndEvent{StatusCode: 200})
+		co.End(CallEndEvent{Attempts: 1})
+		assert.Len(t, spans.GetSpans(), 2)
 	})
 	t.Run("no-op providers", func(t *testing.T) {
 		m := newTestManager(t, Config{}, WithTracerProvider(tracenoop.NewTracerProvider()), WithMeterProvider(metricnoop.NewMeterProvider()))
@@ -282,40 +306,51 @@ func TestOTelNoProviderNoWork(t *testing.T) {
 	})
 }
 
-func TestWindowStatsFromTheMonitor(t *testing.T) {
+func TestWindowStatsOfTheLastMinute(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	m := newTestManager(t, Config{}, withClock(func() time.Time { return now }))
-	mo := m.opts.telemetry.monitor
-	req := secretRequest(t, context.Background())
+	stats := m.table.Load().def.stats
+	assert.Nil(t, m.Stats().Endpoints["default"].Window, "nil before the first call")
+	now = now.Add(time.Second)
 	for i := range 30 {
-		co := mo.StartCall(&CallEvent{Context: req.Context(), Request: req, Endpoint: "default", Start: now})
-		ao := co.AttemptStart(&AttemptEvent{Request: req, Endpoint: "default", Upstream: "api.test:8080", Attempt: 1})
 		status := 200
 		if i%3 == 0 {
 			status = 503
 		}
-		ao.End(AttemptEndEvent{StatusCode: status, Failed: status == 503})
-		co.End(CallEndEvent{Response: &http.Response{StatusCode: status}, Duration: time.Duration(i+1) * time.Millisecond})
+		stats.record(status, status == 503, time.Duration(i+1)*time.Millisecond)
 		now = now.Add(time.Second)
 	}
-	w := m.Stats().Endpoints["default"].Window
+	s := m.Stats()
+	assert.Equal(t, time.Unix(1_700_000_000, 0), s.Started)
+	w := s.Endpoints["default"].Window
 	require.NotNil(t, w)
-	assert.Equal(t, 30, w.Seconds)
+	assert.Equal(t, 31, w.Seconds)
 	assert.Equal(t, uint64(30), w.Requests)
 	assert.Equal(t, uint64(10), w.Failures)
-	assert.InDelta(t, 1.0, w.RequestRate, 1e-9)
+	assert.InDelta(t, 30.0/31, w.RequestRate, 1e-9)
 	assert.InDelta(t, 1.0/3, w.ErrorRate, 1e-9)
 	assert.InDelta(t, float64(15*time.Millisecond), float64(w.P50), float64(2*time.Millisecond))
-	assert.Equal(t, uint64(30), w.Upstreams["api.test:8080"].Requests)
+	assert.InDelta(t, float64(30*time.Millisecond), float64(w.P99), float64(4*time.Millisecond))
 
-	now = now.Add(45 * time.Second) // the first 45 calls... all but the last 15 seconds' fall out
+	now = now.Add(45 * time.Second) // seconds 17 to 30 are still in the window: 14 calls
 	w = m.Stats().Endpoints["default"].Window
-	assert.Less(t, w.Requests, uint64(30))
+	assert.Equal(t, 60, w.Seconds)
+	assert.Equal(t, uint64(14), w.Requests)
+	assert.Equal(t, uint64(4), w.Failures)
 	now = now.Add(2 * time.Minute)
 	w = m.Stats().Endpoints["default"].Window
 	assert.Equal(t, uint64(0), w.Requests)
 	assert.Equal(t, time.Duration(0), w.P99)
-	assert.Empty(t, w.Upstreams)
+	es := m.Stats().Endpoints["default"]
+	assert.Equal(t, uint64(30), es.Successes+es.Failures, "the totals are kept")
+}
+
+func TestLoggingObserverOnlyWithALogger(t *testing.T) {
+	m := newTestManager(t, Config{}, WithLogger(nil))
+	assert.Nil(t, m.opts.telemetry.monitor)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+	m = newTestManager(t, Config{}, WithLogger(quiet))
+	assert.Nil(t, m.opts.telemetry.monitor, "a logger that drops Warn gets no refusal observer")
 }
 
 func TestRefusalLogsAreRateLimited(t *testing.T) {

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,15 +44,18 @@ type otelObserver struct {
 	tracers *tracerSource
 	meters  *meterSource
 	opts    telemetryOptions
+	calls   sync.Pool // of *otelCall, recycled once a call and its attempts ended
 }
 
 func newOTelObserver(m *Manager, opts telemetryOptions) *otelObserver {
-	return &otelObserver{
+	o := &otelObserver{
 		m:       m,
 		tracers: newTracerSource(opts.tracerProvider),
 		meters:  newMeterSource(m, opts.meterProvider),
 		opts:    opts,
 	}
+	o.calls.New = func() any { return new(otelCall) }
+	return o
 }
 
 var (
@@ -98,7 +103,8 @@ func (o *otelObserver) StartCall(ev *CallEvent) CallObserver {
 	if tr == nil && mt == nil {
 		return nil
 	}
-	c := &otelCall{o: o, tracer: tr, metrics: mt, endpoint: ev.Endpoint, method: ev.Request.Method, start: ev.Start}
+	c := o.calls.Get().(*otelCall)
+	c.o, c.tracer, c.metrics, c.endpoint, c.method, c.start = o, tr, mt, ev.Endpoint, ev.Request.Method, ev.Start
 	if mt != nil {
 		c.ep = mt.endpoint(ev.Endpoint)
 	}
@@ -205,9 +211,16 @@ func (c *otelCall) AttemptStart(ev *AttemptEvent) AttemptObserver {
 	c.mu.Unlock()
 	a.c, a.start, a.ctx = c, ev.Start, ev.Context
 	if c.tracer != nil {
+		// The attempt's request is its own, but its header map may still
+		// be the caller's (the pipeline copies it only for hooks): inject
+		// into a copy, so the caller's request is never written to.
+		ev.Request.Header = ev.Request.Header.Clone()
+		if ev.Request.Header == nil {
+			ev.Request.Header = http.Header{}
+		}
 		if c.recording {
 			a.span = c.startAttemptSpan(ev)
-			ev.Context = trace.ContextWithSpan(ev.Context, a.span)
+			ev.Context = httptrace.WithClientTrace(trace.ContextWithSpan(ev.Context, a.span), &httptrace.ClientTrace{GotConn: a.gotConn})
 			a.ctx = ev.Context
 			c.o.opts.propagatorOrGlobal().Inject(ev.Context, propagation.HeaderCarrier(ev.Request.Header))
 		} else {
@@ -291,14 +304,8 @@ func (c *otelCall) End(ev CallEndEvent) {
 		status = ev.Response.StatusCode
 	}
 	c.mu.Lock()
-	c.ended = true
 	refusal := c.refusal
 	backoffs := c.backoffs
-	done := c.open == 0
-	end := c.start.Add(ev.Duration)
-	if end.After(c.lastAt) {
-		c.lastAt = end
-	}
 	c.mu.Unlock()
 	outcome := callOutcome(status, ev, refusal)
 	if c.recording {
@@ -330,6 +337,14 @@ func (c *otelCall) End(ev CallEndEvent) {
 	if c.ep != nil {
 		c.metrics.callEnd(c.ep, outcome)
 	}
+	// Last: once ended is set, the last attempt to end may recycle c.
+	c.mu.Lock()
+	c.ended = true
+	done := c.open == 0
+	if end := c.start.Add(ev.Duration); end.After(c.lastAt) {
+		c.lastAt = end
+	}
+	c.mu.Unlock()
 	if done {
 		c.finish()
 	}
@@ -378,14 +393,19 @@ func (c *otelCall) attemptEnded(at time.Time) {
 	}
 }
 
+// finish ends the call span and recycles c: the call has ended and so
+// has every attempt, so nothing refers to c any more.
 func (c *otelCall) finish() {
-	if c.span == nil {
-		return
+	switch {
+	case c.span == nil:
+	case !c.recording:
+		c.span.End() // sampled out: nothing to time
+	default:
+		c.span.End(trace.WithTimestamp(nonZero(c.lastAt)))
 	}
-	c.mu.Lock()
-	at := c.lastAt
-	c.mu.Unlock()
-	c.span.End(trace.WithTimestamp(nonZero(at)))
+	o := c.o
+	*c = otelCall{}
+	o.calls.Put(c)
 }
 
 // otelAttempt follows one attempt.
@@ -396,6 +416,17 @@ type otelAttempt struct {
 	start  time.Time
 	status int
 	inst   *attemptInstruments
+	peer   atomic.Value // string: the remote address, from httptrace
+}
+
+// gotConn notes the connection's remote address (network.peer.address),
+// when the pipeline does not report it.
+func (a *otelAttempt) gotConn(info httptrace.GotConnInfo) {
+	if info.Conn != nil {
+		if addr := info.Conn.RemoteAddr(); addr != nil {
+			a.peer.Store(addr.String())
+		}
+	}
 }
 
 // Headers records the status or the transport error on the attempt span.
@@ -409,12 +440,18 @@ func (a *otelAttempt) Headers(ev HeadersEvent) {
 	if ev.Response != nil {
 		a.span.SetAttributes(attrStatus.Int(ev.Response.StatusCode))
 	}
-	if ev.PeerAddress != "" {
-		if host, port, err := net.SplitHostPort(ev.PeerAddress); err == nil {
+	peer := ev.PeerAddress
+	if peer == "" {
+		if p := a.peer.Load(); p != nil {
+			peer = p.(string)
+		}
+	}
+	if peer != "" {
+		if host, port, err := net.SplitHostPort(peer); err == nil {
 			p, _ := strconv.Atoi(port)
 			a.span.SetAttributes(attrPeerAddress.String(host), attrPeerPort.Int(p))
 		} else {
-			a.span.SetAttributes(attrPeerAddress.String(ev.PeerAddress))
+			a.span.SetAttributes(attrPeerAddress.String(peer))
 		}
 	}
 }
@@ -427,12 +464,18 @@ func (a *otelAttempt) End(ev AttemptEndEvent) {
 		status = a.status
 	}
 	at := nonZero(ev.At)
+	// A canceled attempt that got a response (a retryable status whose
+	// body connmgr discarded) is still a request that failed; one that
+	// got none (a losing hedge) has no error of its own.
 	et := ""
-	if !ev.Canceled {
+	if !ev.Canceled || status > 0 {
 		et = errorType(ev.Err, status)
 		if et == "" && ev.Failed {
 			et = "_OTHER"
 		}
+	}
+	if ev.Canceled && status == 0 {
+		et = ""
 	}
 	if a.span != nil {
 		if status > 0 {
@@ -448,7 +491,7 @@ func (a *otelAttempt) End(ev AttemptEndEvent) {
 		a.span.End(trace.WithTimestamp(at))
 	}
 	if a.inst != nil {
-		a.c.metrics.attemptEnd(a.ctx, a.inst, a.c.ep, status, et, ev.Canceled, at.Sub(a.start))
+		a.c.metrics.attemptEnd(a.ctx, a.inst, a.c.ep, status, et, ev.Canceled && status == 0, at.Sub(a.start))
 	}
 	a.c.attemptEnded(at)
 }

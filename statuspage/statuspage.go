@@ -147,7 +147,7 @@ type endpointView struct {
 type nameValue struct{ Name, Value string }
 
 type upstreamView struct {
-	Name, Status, Breaker, Rate, ErrorRate, NextProbe, LastError string
+	Name, Status, Breaker, Calls, ErrorRate, NextProbe, LastError string
 }
 
 func buildView(now time.Time, s connmgr.Stats, cfg connmgr.Config) view {
@@ -185,7 +185,7 @@ func buildView(now time.Time, s connmgr.Stats, cfg connmgr.Config) view {
 
 func endpointFor(key string, es connmgr.EndpointStats) endpointView {
 	ev := endpointView{
-		Key: key, Requests: es.Requests, Failures: es.Failures, InFlight: es.InFlight,
+		Key: key, Requests: es.Requests, Failures: es.Failures, InFlight: es.InFlight, Retries: es.Retries,
 		Rate: "0.00", ErrorRate: "0.0%", P50: "—", P95: "—", P99: "—", WindowSeconds: 60,
 	}
 	if es.Breaker != nil {
@@ -197,7 +197,6 @@ func endpointFor(key string, es connmgr.EndpointStats) endpointView {
 		ev.Rate = fmt.Sprintf("%.2f", w.RequestRate)
 		ev.ErrorRate = fmt.Sprintf("%.1f%%", 100*w.ErrorRate)
 		ev.ErrorRateHigh = w.ErrorRate >= 0.05 && w.Requests > 0
-		ev.Refused, ev.Retries = w.Refused, w.Retries
 		if w.P50 > 0 {
 			ev.P50, ev.P95, ev.P99 = roundDuration(w.P50), roundDuration(w.P95), roundDuration(w.P99)
 		}
@@ -235,42 +234,29 @@ func endpointFor(key string, es connmgr.EndpointStats) endpointView {
 	return ev
 }
 
-// upstreamsFor lists the upstreams known from the breakers and from the
-// window. An upstream is down while its breaker is open, degraded while
-// it is half-open or most of its recent attempts failed, else up.
+// upstreamsFor lists the upstreams of the endpoint's breakers, with the
+// calls and failures in each breaker's rolling window. An upstream is
+// down while its breaker is open, degraded while it is half-open or most
+// of the calls in its window failed, else up.
 func upstreamsFor(es connmgr.EndpointStats) []upstreamView {
-	names := map[string]bool{}
-	for n := range es.Breakers {
-		names[n] = true
-	}
-	if es.Window != nil {
-		for n := range es.Window.Upstreams {
-			names[n] = true
-		}
-	}
-	out := make([]upstreamView, 0, len(names))
-	for n := range names {
-		uv := upstreamView{Name: n, Status: "up", Rate: "0.00", ErrorRate: "0.0%", NextProbe: "—"}
-		var uw connmgr.UpstreamWindowStats
-		if es.Window != nil {
-			uw = es.Window.Upstreams[n]
-			uv.Rate = fmt.Sprintf("%.2f", uw.RequestRate)
-			uv.ErrorRate = fmt.Sprintf("%.1f%%", 100*uw.ErrorRate)
-		}
-		if uw.Requests >= 3 && uw.ErrorRate >= 0.5 {
-			uv.Status = "degraded"
-		}
-		if b, ok := es.Breakers[n]; ok {
-			uv.Breaker = b.State.String()
-			uv.LastError = b.LastError
-			switch b.State {
-			case connmgr.BreakerOpen:
-				uv.Status = "down"
-				uv.NextProbe = "in " + roundDuration(b.HalfOpenIn)
-			case connmgr.BreakerHalfOpen:
+	out := make([]upstreamView, 0, len(es.Breakers))
+	for n, b := range es.Breakers {
+		uv := upstreamView{Name: n, Status: "up", Breaker: b.State.String(), Calls: fmt.Sprint(b.Requests),
+			ErrorRate: "—", NextProbe: "—", LastError: b.LastError}
+		if b.Requests > 0 {
+			rate := float64(b.Failures) / float64(b.Requests)
+			uv.ErrorRate = fmt.Sprintf("%.1f%%", 100*rate)
+			if b.Requests >= 3 && rate >= 0.5 {
 				uv.Status = "degraded"
-				uv.NextProbe = "probing"
 			}
+		}
+		switch b.State {
+		case connmgr.BreakerOpen:
+			uv.Status = "down"
+			uv.NextProbe = "in " + roundDuration(b.HalfOpenIn)
+		case connmgr.BreakerHalfOpen:
+			uv.Status = "degraded"
+			uv.NextProbe = "probing"
 		}
 		out = append(out, uv)
 	}

@@ -98,6 +98,7 @@ func TestHTMLShowsTheOpenBreakerAndTheDownUpstream(t *testing.T) {
 	assert.Regexp(t, `(?s)data-upstream="`+regexp.QuoteMeta(f.bad.Addr())+`">.*?status-down">down<.*?state-open">open<.*?in (\d+m)?\d+s<.*?Service Unavailable`, body)
 	assert.Contains(t, body, "Endpoint "+f.good.Addr()+` <span class="badge state-closed"`)
 	assert.Contains(t, body, "200×5")
+	assert.Regexp(t, `(?s)Endpoint `+regexp.QuoteMeta(f.good.Addr())+`.*?requests/s \(last \d+s\)</span> [1-9][\d.]*<.*?error rate \(last \d+s\)</span> <span class="">0\.0%<.*?p99 \(last minute\)</span> \d`, body)
 	assert.Contains(t, body, "503×2")
 	assert.Contains(t, body, "bearer_token: REDACTED")
 	for _, s := range secrets {
@@ -126,7 +127,11 @@ func TestJSONByAcceptOrQuery(t *testing.T) {
 		es := p.Stats.Endpoints[f.bad.Addr()]
 		require.NotNil(t, es.Breaker)
 		assert.Equal(t, connmgr.BreakerOpen, es.Breaker.State)
-		assert.Equal(t, uint64(5), p.Stats.Endpoints[f.good.Addr()].StatusCodes[200])
+		good := p.Stats.Endpoints[f.good.Addr()]
+		assert.Equal(t, uint64(5), good.StatusCodes[200])
+		require.NotNil(t, good.Window, "the last minute")
+		assert.Equal(t, uint64(5), good.Window.Requests)
+		assert.Greater(t, good.Window.P50, time.Duration(0))
 		assert.Contains(t, p.Config.Endpoints, f.bad.Addr())
 		assert.Greater(t, p.Uptime, int64(0))
 		for _, s := range secrets {
