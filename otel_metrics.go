@@ -29,7 +29,6 @@ type otelMetrics struct {
 	requestDuration metric.Float64Histogram   // http.client.request.duration, per attempt
 	activeRequests  metric.Int64UpDownCounter // http.client.active_requests
 	calls           metric.Int64Counter       // connmgr.client.calls
-	callDuration    metric.Float64Histogram   // connmgr.client.call.duration
 	retries         metric.Int64Counter       // connmgr.client.retries
 	refusals        metric.Int64Counter       // connmgr.client.refusals
 	limiterWait     metric.Float64Histogram   // connmgr.client.limiter.wait

@@ -35,9 +35,11 @@ type telemetryOptions struct {
 	started  time.Time     // when New ran
 }
 
-// setupTelemetry puts the Manager's monitor (windowed stats, refusal
-// logs) and the OpenTelemetry observer ahead of the observers given with
-// WithObserver, and counts breaker transitions.
+// setupTelemetry puts the refusal-log observer (when the logger takes
+// Warn) and the OpenTelemetry observer (when a provider exists) ahead of
+// the observers given with WithObserver, counts breaker transitions, and
+// notes the start time. With neither, no observer is added: a call pays
+// nothing for observability beyond the last-minute counters of Stats.
 func (m *Manager) setupTelemetry() {
 	t := &m.opts.telemetry
 	t.started = m.now()
