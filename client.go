@@ -111,6 +111,8 @@ type options struct {
 	endpointRetryPolicy map[string]RetryPolicy
 	backoff             BackoffFunc
 	endpointBackoff     map[string]BackoffFunc
+
+	telemetry telemetryOptions // OpenTelemetry, status window: otel_options.go
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.
@@ -192,6 +194,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	m.redact.Store(cc.redactor)
 	m.table.Store(table)
+	m.setupTelemetry()
 	return m, nil
 }
 
@@ -374,7 +377,7 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 	if s := m.stats[key]; s != nil {
 		ep.stats = s
 	} else {
-		ep.stats = &endpointStats{}
+		ep.stats = &endpointStats{now: m.clockNow}
 		m.stats[key] = ep.stats
 	}
 	ep.m = m
@@ -695,6 +698,7 @@ func (m *Manager) Close() error {
 			m.fleet.close()
 		}
 		m.CloseIdleConnections()
+		m.opts.telemetry.close()
 	})
 	return nil
 }
