@@ -27,7 +27,10 @@ const maxRedirects = 10
 //   - from https to http, it is removed.
 //
 // Userinfo is never kept. A Referer the caller set explicitly follows the
-// same rules once the redirect leaves its origin.
+// same rules once the redirect leaves its origin. The Manager applies the
+// same policy to every redirected request it is given as a RoundTripper,
+// so a client without CheckRedirect is covered too; CheckRedirect also
+// keeps net/http's limit of 10 redirects.
 func CheckRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
 		return errors.New("stopped after 10 redirects")
@@ -36,6 +39,33 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 		applyReferrerPolicy(req, via[len(via)-1].URL)
 	}
 	return nil
+}
+
+// redirectHop applies the same referrer policy at the transport, to a
+// request net/http made to follow a redirect (req.Response is the
+// redirect), so that an *http.Client built without CheckRedirect does
+// not leak either. req is not changed: a copy is returned when its
+// Referer must change.
+func redirectHop(req *http.Request) *http.Request {
+	prev := req.Response.Request
+	ref := req.Header.Get("Referer")
+	if prev == nil || prev.URL == nil || ref == "" {
+		return req
+	}
+	probe := &http.Request{URL: req.URL, Header: http.Header{"Referer": {ref}}}
+	applyReferrerPolicy(probe, prev.URL)
+	got := probe.Header.Get("Referer")
+	if got == ref {
+		return req
+	}
+	r := req.WithContext(req.Context())
+	r.Header = req.Header.Clone()
+	if got == "" {
+		r.Header.Del("Referer")
+	} else {
+		r.Header.Set("Referer", got)
+	}
+	return r
 }
 
 // applyReferrerPolicy rewrites req's Referer for a hop from prev to

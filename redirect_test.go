@@ -130,3 +130,35 @@ func TestCheckRedirect(t *testing.T) {
 		assert.NoError(t, CheckRedirect(req, via[:9]))
 	})
 }
+
+// TestRedirectRefererWithoutCheckRedirect: an *http.Client built around
+// the Manager without CheckRedirect is covered by the transport, and
+// the request net/http gives it is not changed.
+func TestRedirectRefererWithoutCheckRedirect(t *testing.T) {
+	other := connmgrtest.NewServer(connmgrtest.Step{Body: "elsewhere"})
+	defer other.Close()
+	home := connmgrtest.NewServer(connmgrtest.Step{Status: http.StatusFound, Header: http.Header{"Location": {other.URL + "/landing"}}})
+	defer home.Close()
+	m := newTestManager(t, Config{})
+
+	client := &http.Client{Transport: m}
+	resp, err := client.Get(home.URL + "/start?api_key=SECRET")
+	require.NoError(t, err)
+	assert.Equal(t, "elsewhere", readAll(t, resp))
+	got := other.Requests()
+	require.Len(t, got, 1)
+	assert.Equal(t, home.URL+"/", got[0].Header.Get("Referer"))
+
+	other.Reset()
+	first, err := http.NewRequest(http.MethodGet, home.URL+"/start?api_key=SECRET", nil)
+	require.NoError(t, err)
+	hop, err := http.NewRequest(http.MethodGet, other.URL+"/landing", nil)
+	require.NoError(t, err)
+	hop.Header.Set("Referer", first.URL.String())
+	hop.Response = &http.Response{StatusCode: http.StatusFound, Request: first}
+	resp, err = m.RoundTrip(hop)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, home.URL+"/", other.Requests()[0].Header.Get("Referer"))
+	assert.Equal(t, first.URL.String(), hop.Header.Get("Referer"), "the given request is not changed")
+}
