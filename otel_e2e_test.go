@@ -161,17 +161,28 @@ func TestE2EFallbackEndpoint(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "from the fallback", body)
 	assert.Equal(t, 200, resp.StatusCode)
-	// The open breaker sends the call to the fallback before it starts:
-	// what is traced is the fallback's call, with the fallback's attempt.
+	// The open breaker refuses the primary's call before any attempt: its
+	// span ends with the refusal and the fallback outcome; the fallback
+	// endpoint's call is traced as a call of its own, with its attempt.
 	spans := h.spans.GetSpans()
-	require.Len(t, spans, 2)
+	require.Len(t, spans, 3)
 	tree := spansByParent(spans)
 	calls := tree[trace.SpanID{}]
-	require.Len(t, calls, 1)
-	ca := attrMap(calls[0].Attributes)
-	assert.Equal(t, fallback.Addr(), ca["connmgr.endpoint"].AsString())
-	assert.Equal(t, "success", ca["connmgr.outcome"].AsString())
-	attempts := tree[calls[0].SpanContext.SpanID()]
+	require.Len(t, calls, 2)
+	byEndpoint := map[string]tracetest.SpanStub{}
+	for _, c := range calls {
+		byEndpoint[attrMap(c.Attributes)["connmgr.endpoint"].AsString()] = c
+	}
+	pcs, ok := byEndpoint[primary.Addr()]
+	require.True(t, ok, "the primary's call span")
+	assert.Equal(t, "fallback", attrMap(pcs.Attributes)["connmgr.outcome"].AsString())
+	require.NotEmpty(t, pcs.Events)
+	assert.Equal(t, "circuit_open", attrMap(pcs.Events[0].Attributes)["connmgr.refusal.reason"].AsString())
+	assert.Empty(t, tree[pcs.SpanContext.SpanID()], "the refused call sent no attempt")
+	fcs, ok := byEndpoint[fallback.Addr()]
+	require.True(t, ok, "the fallback's call span")
+	assert.Equal(t, "success", attrMap(fcs.Attributes)["connmgr.outcome"].AsString())
+	attempts := tree[fcs.SpanContext.SpanID()]
 	require.Len(t, attempts, 1, "the fallback call's attempt")
 	assert.Equal(t, fallback.Addr(), attrMap(attempts[0].Attributes)["connmgr.upstream"].AsString())
 	assert.Equal(t, int64(1), fallback.Count())
