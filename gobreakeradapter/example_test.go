@@ -52,7 +52,7 @@ func ExampleFactory() {
 		},
 	})
 	// m, err := connmgr.New(cfg, connmgr.WithBreakerFactory(f))
-	b := f("payments", "https://pay-1.internal:8443")
+	b := f("payments", "pay-1.internal:8443")
 	for i := 0; i < 6; i++ { // gobreaker's default trips after more than 5 consecutive failures
 		done, err := b.Allow()
 		if err != nil {
@@ -64,7 +64,7 @@ func ExampleFactory() {
 	_, err := b.Allow()
 	fmt.Println("refused:", err)
 	// Output:
-	// payments https://pay-1.internal:8443: closed -> open
+	// payments pay-1.internal:8443: closed -> open
 	// refused: circuit breaker is open
 }
 
@@ -98,10 +98,10 @@ func ExampleFactoryFunc() {
 		return st
 	})
 	// m, err := connmgr.New(cfg, connmgr.WithBreakerFactory(f))
-	b := f("search", "https://search-1:8443").(*gobreakeradapter.Breaker)
+	b := f("search", "search-1:8443").(*gobreakeradapter.Breaker)
 	fmt.Println(b.Name(), b.State())
 	// Output:
-	// search https://search-1:8443 closed
+	// search search-1:8443 closed
 }
 
 // The Manager's pipeline on gobreaker breakers, one per upstream: three

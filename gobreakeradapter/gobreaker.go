@@ -13,8 +13,9 @@
 //
 //   - Allow's error (gobreaker.ErrOpenState, or ErrTooManyRequests when
 //     every half-open probe is taken) refuses the attempt; connmgr
-//     returns it to the caller as an error for which
-//     errors.Is(err, connmgr.ErrCircuitOpen) holds.
+//     returns it to the caller as a *connmgr.CircuitOpenError wrapping
+//     it: errors.Is(err, connmgr.ErrCircuitOpen) holds, and so does
+//     errors.Is(err, gobreaker.ErrOpenState).
 //   - An outcome with a nil Err is reported as a success (nil), a failing
 //     one with its Err: a transport error, or a *connmgr.StatusError for
 //     a status the endpoint counts as a failure. gobreaker's
@@ -124,9 +125,9 @@ func (b *Breaker) Counts() gobreaker.Counts { return b.cb.Counts() }
 func (b *Breaker) Name() string { return b.cb.Name() }
 
 // Factory returns a connmgr.BreakerFactory that builds a gobreaker
-// breaker from st for each upstream of each endpoint, named
-// "endpoint upstream" when st.Name is empty (else "name endpoint
-// upstream"), so that OnStateChange can tell them apart.
+// breaker from st for each upstream of each endpoint (the upstream is its
+// host:port), named "endpoint upstream" when st.Name is empty (else
+// "name endpoint upstream"), so that OnStateChange can tell them apart.
 func Factory(st gobreaker.Settings) connmgr.BreakerFactory {
 	return FactoryFunc(func(endpoint, upstream string) gobreaker.Settings {
 		s := st

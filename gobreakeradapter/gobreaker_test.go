@@ -123,13 +123,13 @@ func TestFactoryBuildsOneBreakerPerUpstream(t *testing.T) {
 	st := tripAfter(1, time.Hour)
 	st.OnStateChange = func(name string, from, to gobreaker.State) { changes = append(changes, name+": "+to.String()) }
 	f := Factory(st)
-	a := f("payments", "https://pay-1:8443").(*Breaker)
-	b := f("payments", "https://pay-2:8443").(*Breaker)
-	assert.Equal(t, "payments https://pay-1:8443", a.Name())
+	a := f("payments", "pay-1:8443").(*Breaker)
+	b := f("payments", "pay-2:8443").(*Breaker)
+	assert.Equal(t, "payments pay-1:8443", a.Name())
 	attempt(t, a, connmgr.Outcome{Err: errUpstream})
 	assert.Equal(t, gobreaker.StateOpen, a.State())
 	assert.Equal(t, gobreaker.StateClosed, b.State(), "each upstream has its own")
-	assert.Equal(t, []string{"payments https://pay-1:8443: open"}, changes)
+	assert.Equal(t, []string{"payments pay-1:8443: open"}, changes)
 
 	st.Name = "svc"
 	assert.Equal(t, "svc payments u", Factory(st)("payments", "u").(*Breaker).Name())

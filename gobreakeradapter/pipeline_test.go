@@ -120,6 +120,9 @@ func TestPipelineOnGobreaker(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, 1, rec.count(), "one breaker for the one upstream")
+	rec.mu.Lock()
+	assert.Contains(t, rec.built, "default "+srv.Addr(), "built for the endpoint and the upstream's host:port")
+	rec.mu.Unlock()
 }
 
 // TestPipelineOnGobreakerCallerCancelIsIgnored: calls the caller gives up
