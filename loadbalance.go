@@ -3,7 +3,6 @@ package connmgr
 import (
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -67,10 +66,9 @@ type upstreamLoad struct {
 	// server name) when the upstream's URL holds a resolved address;
 	// "" to use the URL's own host.
 	host string
-	// tlsName is the name an upstream's certificate is verified against
-	// when the URL alone does not say it: the logical host of a
-	// discovered address, or the IP of an upstream named by address; ""
-	// otherwise (the URL's host name).
+	// tlsName is the name a discovered address's certificate is
+	// verified against: the logical host ("" for an upstream named by
+	// its URL, verified against the URL's host).
 	tlsName string
 	// key identifies the upstream across reloads and discovery rounds:
 	// scheme://authority.
@@ -139,11 +137,8 @@ func newUpstream(u *url.URL, w int, host string) *Upstream {
 	}
 	up := &Upstream{URL: &url.URL{Scheme: u.Scheme, Host: u.Host}, Weight: w}
 	up.load.host = host
-	switch {
-	case host != "":
+	if host != "" {
 		up.load.tlsName, _ = splitAuthority(host)
-	case u.Scheme == "https" && net.ParseIP(up.URL.Hostname()) != nil:
-		up.load.tlsName = up.URL.Hostname()
 	}
 	up.load.key = u.Host
 	if u.Scheme != "" {

@@ -165,28 +165,22 @@ func (t *endpointTLS) dialTLS(dial func(ctx context.Context, network, addr strin
 		// Cloned now, not when the endpoint is built: net/http adds "h2"
 		// to the config's NextProtos on its first request.
 		cfg := t.config.Clone()
-		if name, ok := ctx.Value(serverNameKey{}).(string); ok && cfg.ServerName == "" {
-			// An upstream of a logical endpoint: the certificate names
-			// the logical host of a discovered address, or the IP.
-			cfg.ServerName = name
-			if verify := cfg.VerifyConnection; verify != nil && net.ParseIP(name) != nil {
-				// crypto/tls sends no SNI for an IP and leaves
-				// ConnectionState.ServerName empty: say which IP to verify.
-				cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-					if cs.ServerName == "" {
-						cs.ServerName = name
-					}
-					return verify(cs)
-				}
-			}
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		if name, ok := ctx.Value(serverNameKey{}).(string); ok && name != "" {
+			// A discovered address of a logical endpoint: the
+			// certificate names the logical host, not the address.
+			host = name
 		}
 		if cfg.ServerName == "" {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				host = addr
-			}
 			cfg.ServerName = host
 		}
+		// The certificate is verified against the host dialled (an IP
+		// address against its IP SANs), as crypto/tls does: the
+		// handshake's own record of the name is empty for an IP address.
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return t.verifyConnectionTo(host, cs) }
 		cs := &connSessions{s: t.sessions}
 		cfg.ClientSessionCache = cs
 		if t.clientCert != nil {
@@ -211,6 +205,6 @@ func (t *endpointTLS) dialTLS(dial func(ctx context.Context, network, addr strin
 }
 
 // serverNameKey marks a request context with the TLS server name to
-// verify for an upstream of a logical endpoint: the logical host of a
-// discovered address, or the IP of an upstream named by address.
+// verify for a discovered address of a logical endpoint (dns:///
+// upstreams): the logical host.
 type serverNameKey struct{}
