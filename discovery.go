@@ -42,9 +42,35 @@ func startDiscoverer(set *upstreamSet, static []memberSpec, targets []upstreamTa
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &discoverer{set: set, static: static, targets: targets, resolver: r, refresh: refresh,
 		timeout: min(refresh, 10*time.Second), carry: carry, cancel: cancel, done: make(chan struct{})}
-	set.ready = make(chan struct{})
+	if seed := d.carried(); len(seed) > len(static) {
+		// On Reload: start from the addresses the replaced endpoint had
+		// found, so that calls need not wait for the first lookup.
+		set.setMembers(seed, carry)
+		d.carry = nil
+	} else {
+		set.ready = make(chan struct{}) // calls wait for the first lookup
+	}
 	go d.run(ctx)
 	return d
+}
+
+// carried returns the static members and the addresses the set being
+// replaced had found for the same DNS targets.
+func (d *discoverer) carried() []memberSpec {
+	seed := append([]memberSpec(nil), d.static...)
+	if d.carry == nil {
+		return seed
+	}
+	weight := map[string]int{}
+	for _, t := range d.targets {
+		weight[t.dnsHost+":"+t.dnsPort] = t.weight
+	}
+	for _, u := range d.carry.members() {
+		if w, ok := weight[u.load.host]; ok && u.load.host != "" {
+			seed = append(seed, memberSpec{url: &url.URL{Host: u.URL.Host}, weight: w, host: u.load.host})
+		}
+	}
+	return seed
 }
 
 func (d *discoverer) stop() {
@@ -54,7 +80,7 @@ func (d *discoverer) stop() {
 
 func (d *discoverer) run(ctx context.Context) {
 	defer close(d.done)
-	first := true
+	first := d.set.ready != nil
 	for {
 		d.round(ctx, first)
 		if first {
