@@ -98,7 +98,7 @@ func (l *upstreamLoad) observeLatency(now int64, rtt time.Duration) {
 		cur = x
 	} else {
 		td := float64(max(now-l.ewmaStamp.Load(), 0))
-		w := math.Exp(-td / float64(ewmaDecay))
+		w := decay(td / float64(ewmaDecay))
 		cur = cur*w + x*(1-w)
 	}
 	l.ewmaBits.Store(math.Float64bits(cur))

@@ -369,3 +369,33 @@ func TestWeightedConsistentHashShares(t *testing.T) {
 	}
 	assert.InDelta(t, 10000, got[ups[0]], 1000, "weight 2 of 4 holds about half the keys")
 }
+
+// BenchmarkPickAndDone is a whole pick through the upstream set (in
+// flight, breaker check) and its Done (latency, outlier detection).
+func BenchmarkPickAndDone(b *testing.B) {
+	for _, n := range []int{5, 1000} {
+		for _, name := range []string{BalancerRoundRobin, BalancerP2CEWMA} {
+			b.Run(fmt.Sprintf("%s/%d", name, n), func(b *testing.B) {
+				s := testSet(n, name, EndpointConfig{}, newFakeClock())
+				s.env = newLBEnv(realClock{}, 0)
+				s.builder = builtinBuilder(name, hashKey{}, s.env)
+				s.setMembers(nil, nil)
+				specs := make([]memberSpec, n)
+				for i := range specs {
+					specs[i] = memberSpec{url: mustURL(fmt.Sprintf("http://10.1.%d.%d:80", i/250, i%250))}
+				}
+				s.setMembers(specs, nil)
+				defer s.close()
+				o := Outcome{StatusCode: 200, Latency: time.Millisecond}
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					res, err := s.Pick(PickInfo{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					res.Done(o)
+				}
+			})
+		}
+	}
+}
