@@ -330,3 +330,31 @@ func TestNoHealthyUpstreamNamesAnOpenBreaker(t *testing.T) {
 	assert.EqualValues(t, 1, bad.Count(), "the open breaker kept the second call off the network")
 	assert.Equal(t, "open", m.Stats().Endpoints["svc"].Upstreams[0].Breaker)
 }
+
+func TestWeightsAndHashKeysThroughTheManager(t *testing.T) {
+	a := connmgrtest.NewServer(connmgrtest.Step{Body: "a"})
+	defer a.Close()
+	b := connmgrtest.NewServer(connmgrtest.Step{Body: "b"})
+	defer b.Close()
+	m := newTestManager(t, Config{Endpoints: map[string]EndpointConfig{
+		"weighted": {Upstreams: []UpstreamConfig{{URL: a.URL}, {URL: b.URL, Weight: 3}}, Balancer: BalancerWeightedRoundRobin},
+		"sticky":   {Upstreams: []UpstreamConfig{{URL: a.URL}, {URL: b.URL}}, Balancer: BalancerConsistentHash, HashKey: "header:X-User-ID"},
+	}})
+	got := map[string]int{}
+	for i := 0; i < 400; i++ {
+		got[callOK(t, m, "http://weighted/")]++
+	}
+	assert.Equal(t, map[string]int{"a": 100, "b": 300}, got)
+
+	for _, user := range []string{"alice", "bob", "carol", "dave"} {
+		seen := map[string]bool{}
+		for i := 0; i < 5; i++ {
+			req, _ := http.NewRequest(http.MethodGet, "http://sticky/cart", nil)
+			req.Header.Set("X-User-ID", user)
+			resp, err := m.Do(req)
+			require.NoError(t, err)
+			seen[readAll(t, resp)] = true
+		}
+		assert.Len(t, seen, 1, "every call of %s goes to the same upstream", user)
+	}
+}
