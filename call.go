@@ -126,8 +126,11 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 }
 
 func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
-	*c = call{m: m, ep: ep, req: req, ctx: req.Context(), chain: m.chain.Load(), hops: int32(hops), start: m.now(),
-		maxAttempts: int32(ep.retry.maxAttempts), timeout: ep.timeout}
+	// c is new, hence zero: set field by field, as a composite literal
+	// assigned through the pointer would be built on the stack and then
+	// copied with write barriers.
+	c.m, c.ep, c.req, c.ctx, c.chain, c.hops = m, ep, req, req.Context(), m.chain.Load(), int32(hops)
+	c.start, c.maxAttempts, c.timeout = m.now(), int32(ep.retry.maxAttempts), ep.timeout
 	total := ep.totalTimeout
 	if o := callOptionsFrom(c.ctx); o != nil {
 		total = c.applyOptions(o, total)
