@@ -37,7 +37,7 @@ func (a *attempt) prepare() {
 	if a.hooked != nil {
 		a.req = a.hooked.WithContext(actx)
 	} else {
-		a.req = c.plainRequest(actx, a.body)
+		a.req = c.plainRequest(actx, a.body, a.n == 1)
 	}
 	if a.picked && a.up.URL != nil {
 		u := *a.req.URL
@@ -74,10 +74,18 @@ func (a *attempt) attemptContext(parent context.Context) context.Context {
 }
 
 // plainRequest is the attempt's request when no hook ran: a shallow copy
-// of the caller's, with the endpoint's headers.
-func (c *call) plainRequest(actx context.Context, body io.ReadCloser) *http.Request {
+// of the caller's, with the endpoint's headers. The first attempt's is
+// the call's own firstReq; a retry's is a new one, as the transport may
+// still hold the request of the attempt before it.
+func (c *call) plainRequest(actx context.Context, body io.ReadCloser, first bool) *http.Request {
 	req, ep := c.req, c.ep
-	r := req.WithContext(actx)
+	var r *http.Request
+	if first {
+		c.firstReq = *req.WithContext(actx) // WithContext is inlined: its copy stays on the stack
+		r = &c.firstReq
+	} else {
+		r = req.WithContext(actx)
+	}
 	r.Body, r.GetBody = body, c.getBody
 	hooksSee := !c.chain.empty()
 	switch {

@@ -61,6 +61,10 @@ type call struct {
 	bodyRC     io.ReadCloser
 	bodyCancel context.CancelFunc
 	bodyObs    AttemptObserver
+
+	// firstReq is the first attempt's request when no hook ran (see
+	// plainRequest): held here, it costs no allocation of its own.
+	firstReq http.Request
 }
 
 // RoundTrip sends one request through the pipeline (see the package
