@@ -134,7 +134,7 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 	// assigned through the pointer would be built on the stack and then
 	// copied with write barriers.
 	c.m, c.ep, c.req, c.ctx, c.chain, c.hops = m, ep, req, req.Context(), m.chain.Load(), int32(hops)
-	c.start, c.maxAttempts, c.timeout = m.now(), int32(ep.retry.maxAttempts), ep.timeout
+	c.start, c.maxAttempts, c.timeout = m.callStart(), int32(ep.retry.maxAttempts), ep.timeout
 	total := ep.totalTimeout
 	if o := callOptionsFrom(c.ctx); o != nil {
 		total = c.applyOptions(o, total)
