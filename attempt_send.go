@@ -63,7 +63,7 @@ func (a *attempt) attemptContext(parent context.Context) context.Context {
 	} else {
 		actx, a.cancel = context.WithDeadline(parent, a.deadline)
 	}
-	if parent != ctx {
+	if a.hooked != nil && parent != ctx {
 		// A hook replaced the request's context: the caller's
 		// cancellation must still end the attempt.
 		cancelAttempt := a.cancel
