@@ -206,7 +206,10 @@ func (b *callBody) Close() error {
 
 func (b *callBody) finish() {
 	c := (*call)(b)
-	if !c.finished.CompareAndSwap(false, true) {
+	// Read to EOF, then Close, is the common way to end a body: the
+	// second finish sees the flag with a plain load instead of a locked
+	// compare-and-swap.
+	if c.finished.Load() || !c.finished.CompareAndSwap(false, true) {
 		return
 	}
 	if c.bodyCancel != nil {
