@@ -361,6 +361,15 @@ func (a *attempt) settle(resp *http.Response, err error) {
 	if ep.breakers != nil {
 		policy = ep.breakers.policy
 	}
+	if err == nil && policy != nil && a.bp.p.b != nil && !a.bp.p.probe && a.bp.done == nil && a.pickDone == nil &&
+		a.bk == nil && !a.fleetTok && policy.slowCall <= 0 && !policy.failStatus.has(resp.StatusCode) &&
+		!a.sent.IsZero() && !a.ownCancel.Load() {
+		// The most common case of all, spelled out: a success is the
+		// outcome, at the time the attempt was sent, for the closed
+		// built-in breaker, the only permit held.
+		a.bp.p.done(ep.key, outcomeSuccess, nil, a.sent)
+		return
+	}
 	timed := err != nil || a.bp.p.probe || a.bp.done != nil || a.pickDone != nil ||
 		(policy != nil && (policy.slowCall > 0 || policy.failStatus.has(resp.StatusCode))) ||
 		(a.bk != nil && (ep.limiter.adaptive != nil || resp.StatusCode == http.StatusTooManyRequests))

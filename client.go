@@ -39,11 +39,12 @@ type Manager struct {
 	// now is the Manager's clock. Tests may replace it before the first
 	// call; nil-free after New.
 	now       func() time.Time
-	realClock bool          // now is time.Now
-	events    *dispatcher   // breaker state changes, to the listeners
-	observers []Observer    // WithObserver; empty: calls are not observed
-	id        string        // this Manager in fleet signals
-	fleet     *breakerFleet // shares breaker state; nil without a BreakerStore
+	realClock bool                      // now is time.Now
+	epoch     atomic.Pointer[time.Time] // callStart's last time.Now (clock.go)
+	events    *dispatcher               // breaker state changes, to the listeners
+	observers []Observer                // WithObserver; empty: calls are not observed
+	id        string                    // this Manager in fleet signals
+	fleet     *breakerFleet             // shares breaker state; nil without a BreakerStore
 
 	// pluginMu serializes changes to the hook chain and guards hookSeq.
 	pluginMu sync.Mutex

@@ -260,18 +260,27 @@ type endpointTable struct {
 // lookup returns the endpoint for a request URL: exact host:port, then
 // host, then the longest wildcard, then the default. It does not allocate
 // for lower-case hosts.
+//
+// Its cost does not grow with the number of endpoints: one scan of the
+// authority and at most one probe of each non-empty map (most are
+// empty, which costs a length check); with no endpoint configured it
+// returns the default at once.
 func (t *endpointTable) lookup(u *url.URL) *endpoint {
-	authority := u.Host
-	if hasUpper(authority) {
-		authority = strings.ToLower(authority)
+	if len(t.byKey) == 0 {
+		return t.def // only the default: every URL is its
 	}
-	host, port := splitAuthority(authority)
+	authority := u.Host
+	host, port, upper := scanAuthority(authority)
+	if upper {
+		authority = strings.ToLower(authority)
+		host, port = splitAuthority(authority)
+	}
 	if port != "" {
 		if ep := t.hostPort[authority]; ep != nil {
 			return ep
 		}
-	} else if implied := t.impliedPort(u.Scheme); implied != nil {
-		if ep := implied[host]; ep != nil {
+	} else if len(t.implied80) > 0 || len(t.implied443) > 0 {
+		if ep := t.impliedPort(u.Scheme)[host]; ep != nil {
 			return ep
 		}
 	}
@@ -308,6 +317,27 @@ func hasUpper(s string) bool {
 		}
 	}
 	return false
+}
+
+// scanAuthority is splitAuthority and hasUpper in one pass over a.
+func scanAuthority(a string) (host, port string, upper bool) {
+	if len(a) > 0 && a[0] == '[' {
+		host, port = splitAuthority(a)
+		return host, port, hasUpper(a)
+	}
+	colon, colons := -1, 0
+	for i := 0; i < len(a); i++ {
+		switch c := a[i]; {
+		case c == ':':
+			colon, colons = i, colons+1
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		}
+	}
+	if colons == 1 {
+		return a[:colon], a[colon+1:], upper
+	}
+	return a, "", upper
 }
 
 // splitAuthority splits "host:port", "[v6]:port", "host" or "[v6]"
