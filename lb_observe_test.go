@@ -2,6 +2,7 @@ package connmgr
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -337,4 +338,19 @@ func TestUpstreamHealthAndEjectionMetrics(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestHealthReportDecodesAsItEncodes(t *testing.T) {
+	in := HealthReport{Overall: HealthDegraded, Endpoints: map[string]EndpointHealth{"payments": {
+		Status: HealthDegraded, Usable: 1, Total: 2,
+		Upstreams: []UpstreamHealth{{Upstream: "http://a:80", Status: HealthHealthy}, {Upstream: "http://b:80", Status: HealthUnhealthy, LastError: "status 503"}},
+	}}}
+	b, err := json.Marshal(in)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"status":"unhealthy"`)
+	var out HealthReport
+	require.NoError(t, json.Unmarshal(b, &out))
+	assert.Equal(t, in, out)
+	var s HealthStatus
+	assert.EqualError(t, s.UnmarshalText([]byte("sick")), `connmgr: unknown health status "sick"`)
 }
