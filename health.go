@@ -108,6 +108,24 @@ func (s HealthStatus) String() string {
 // MarshalText writes the status as its name, for JSON.
 func (s HealthStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads a status name, so that Stats and HealthReport
+// (and the status page's JSON) decode as they encode.
+func (s *HealthStatus) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "unknown":
+		*s = HealthUnknown
+	case "healthy":
+		*s = HealthHealthy
+	case "degraded":
+		*s = HealthDegraded
+	case "unhealthy":
+		*s = HealthUnhealthy
+	default:
+		return fmt.Errorf("connmgr: unknown health status %q", b)
+	}
+	return nil
+}
+
 // healthState is one upstream's health record, guarded by the
 // upstreamSet's mu.
 type healthState struct {

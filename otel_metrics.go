@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,9 @@ type observableInstruments struct {
 	concQueued     metric.Int64ObservableUpDownCounter // connmgr.client.concurrency.queued
 	limiterRate    metric.Float64ObservableGauge       // connmgr.client.limiter.rate
 	reloads        metric.Int64ObservableCounter       // connmgr.client.config.reloads
+	upHealth       metric.Int64ObservableGauge         // connmgr.client.upstream.health
+	upEjected      metric.Int64ObservableGauge         // connmgr.client.upstream.ejected
+	upEjections    metric.Int64ObservableCounter       // connmgr.client.upstream.ejections
 }
 
 // endpointInstruments holds the attribute sets of one endpoint, built
@@ -154,10 +158,20 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 	ob.reloads, err = meter.Int64ObservableCounter("connmgr.client.config.reloads",
 		metric.WithUnit("{reload}"), metric.WithDescription("Config reloads, by result (success, failure)."))
 	keep(err)
+	ob.upHealth, err = meter.Int64ObservableGauge("connmgr.client.upstream.health",
+		metric.WithUnit("{status}"), metric.WithDescription("Active health check status per upstream: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy."))
+	keep(err)
+	ob.upEjected, err = meter.Int64ObservableGauge("connmgr.client.upstream.ejected",
+		metric.WithUnit("{upstream}"), metric.WithDescription("1 while outlier detection holds the upstream out of the balancer, else 0."))
+	keep(err)
+	ob.upEjections, err = meter.Int64ObservableCounter("connmgr.client.upstream.ejections",
+		metric.WithUnit("{ejection}"), metric.WithDescription("Outlier ejections per upstream since it joined the endpoint."))
+	keep(err)
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		om.observeCounts(o)
 		return om.observe(m.Stats(), o)
-	}, ob.activeRequests, ob.calls, ob.breakerState, ob.inFlight, ob.concInUse, ob.concQueued, ob.limiterRate, ob.reloads)
+	}, ob.activeRequests, ob.calls, ob.breakerState, ob.inFlight, ob.concInUse, ob.concQueued, ob.limiterRate, ob.reloads,
+		ob.upHealth, ob.upEjected, ob.upEjections)
 	keep(err)
 	om.registration = reg
 	if len(om.errs) > 0 {
@@ -183,6 +197,16 @@ func (om *otelMetrics) observe(s Stats, o metric.Observer) error {
 		o.ObserveInt64(ob.inFlight, es.InFlight, epSet)
 		for up, bs := range es.Breakers {
 			o.ObserveInt64(ob.breakerState, int64(bs.State), metric.WithAttributes(ep, attrUpstream.String(up)))
+		}
+		for _, us := range es.Upstreams {
+			set := metric.WithAttributes(ep, attrUpstream.String(upstreamAuthority(us.Upstream)))
+			o.ObserveInt64(ob.upHealth, int64(us.Health), set)
+			ejected := int64(0)
+			if us.Ejected {
+				ejected = 1
+			}
+			o.ObserveInt64(ob.upEjected, ejected, set)
+			o.ObserveInt64(ob.upEjections, int64(us.Ejections), set)
 		}
 		if es.Concurrency != nil {
 			o.ObserveInt64(ob.concInUse, int64(es.Concurrency.InUse), epSet)
@@ -308,6 +332,16 @@ func (om *otelMetrics) attemptAttrs(k attemptKey) *attemptInstruments {
 		om.attempts[k] = ai
 	}
 	return ai
+}
+
+// upstreamAuthority drops the scheme of an upstream's key
+// ("https://pay-1:8443"), so that connmgr.upstream is the authority on
+// every instrument, as on the breaker's and the attempts'.
+func upstreamAuthority(key string) string {
+	if i := strings.Index(key, "://"); i >= 0 {
+		return key[i+3:]
+	}
+	return key
 }
 
 // splitUpstream splits an authority into host and port; the port is 0

@@ -1,6 +1,7 @@
 package connmgr
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -364,10 +365,11 @@ func (s *upstreamSet) eject(u *Upstream) {
 	st.ejections++
 	st.consec5xx.Store(0)
 	st.consecGateway.Store(0)
+	n := st.ejections
 	s.armReturnLocked(u, d)
 	s.changedLocked()
-	s.logger.Warn("connmgr: upstream ejected", slog.String("endpoint", s.endpoint),
-		slog.String("upstream", u.load.key), slog.Duration("for", d))
+	s.log(slog.LevelWarn, "connmgr: upstream ejected", slog.String("endpoint", s.endpoint),
+		slog.String("upstream", u.load.key), slog.Duration("for", d), slog.Uint64("ejections", n))
 }
 
 func (s *upstreamSet) isMemberLocked(u *Upstream) bool {
@@ -401,7 +403,7 @@ func (s *upstreamSet) unEject(u *Upstream) {
 		u.load.slowStartFrom.Store(s.env.now() | 1)
 	}
 	s.changedLocked()
-	s.logger.Info("connmgr: upstream back from ejection", slog.String("endpoint", s.endpoint), slog.String("upstream", u.load.key))
+	s.log(slog.LevelInfo, "connmgr: upstream back from ejection", slog.String("endpoint", s.endpoint), slog.String("upstream", u.load.key))
 }
 
 // reportHealth folds one health check of u into its status.
@@ -412,14 +414,52 @@ func (s *upstreamSet) reportHealth(u *Upstream, hp *healthPolicy, ok bool, errTe
 		s.mu.Unlock()
 		return
 	}
-	if !hp.observe(&u.load.health, ok, errText, now) {
+	from := u.load.health.status
+	changed := hp.observe(&u.load.health, ok, errText, now)
+	to := u.load.health.status
+	if !changed {
 		s.mu.Unlock()
+		s.logHealth(u, from, to, errText)
 		return
 	}
 	if ok && s.env.slowStart > 0 {
 		u.load.slowStartFrom.Store(s.env.now() | 1)
 	}
 	s.changedLocked()
+	s.logHealth(u, from, to, errText)
+}
+
+// logHealth logs a change of u's health status: Warn when it turns
+// unhealthy (out of the balancer), Info when it returns from unhealthy,
+// Debug for the rest (unknown to healthy, healthy to degraded and back).
+// A status changes at most once per check interval, so these are rare.
+func (s *upstreamSet) logHealth(u *Upstream, from, to HealthStatus, errText string) {
+	if from == to {
+		return
+	}
+	level := slog.LevelDebug
+	switch {
+	case to == HealthUnhealthy:
+		level = slog.LevelWarn
+	case from == HealthUnhealthy:
+		level = slog.LevelInfo
+	}
+	attrs := []slog.Attr{slog.String("endpoint", s.endpoint), slog.String("upstream", u.load.key),
+		slog.String("from", from.String()), slog.String("to", to.String())}
+	if errText != "" {
+		attrs = append(attrs, slog.String("error", errText))
+	}
+	s.log(level, "connmgr: upstream health changed", attrs...)
+}
+
+// log writes one line, unless the logger does not take level. A handler
+// that panics is user code: its panic is dropped.
+func (s *upstreamSet) log(level slog.Level, msg string, attrs ...slog.Attr) {
+	defer func() { _ = recover() }()
+	if !s.logger.Enabled(context.Background(), level) {
+		return
+	}
+	s.logger.LogAttrs(context.Background(), level, msg, attrs...)
 }
 
 // setDiscoveryErr records the last discovery problem ("" for none) and
