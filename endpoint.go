@@ -56,6 +56,9 @@ type EndpointConfig struct {
 	// query unchanged. Fallbacks may chain; cycles are rejected. Default
 	// none; Default cannot have one.
 	Fallback string `yaml:"fallback,omitempty" json:"fallback,omitempty"`
+	// Cache holds this endpoint's settings for the HTTP cache plugin
+	// (package cache); it does nothing without one. See CacheConfig.
+	Cache CacheConfig `yaml:"cache,omitempty" json:"cache,omitempty"`
 }
 
 // AuthConfig adds one kind of credential to each request. Set at most one

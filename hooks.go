@@ -194,8 +194,9 @@ func validatePlugin(p Plugin) error {
 	_, isReq := p.(requestPlugin)
 	_, isResp := p.(responsePlugin)
 	_, isErr := p.(errorPlugin)
-	if !isReq && !isResp && !isErr {
-		return fmt.Errorf("connmgr: plugin %q (%T) implements none of OnRequest, OnResponse, OnError", p.Name(), p)
+	_, isMW := p.(MiddlewarePlugin)
+	if !isReq && !isResp && !isErr && !isMW {
+		return fmt.Errorf("connmgr: plugin %q (%T) implements none of OnRequest, OnResponse, OnError, WrapCall", p.Name(), p)
 	}
 	return nil
 }
@@ -218,6 +219,13 @@ func (m *Manager) Use(plugins ...Plugin) error {
 			return fmt.Errorf("connmgr: a plugin named %q is already in use", p.Name())
 		}
 		names[p.Name()] = true
+	}
+	for _, p := range plugins {
+		if a, ok := p.(AttachPlugin); ok {
+			if err := a.Attach(m); err != nil {
+				return fmt.Errorf("connmgr: plugin %q: %w", p.Name(), err)
+			}
+		}
 	}
 	next := append(append(make([]Plugin, 0, len(cur.plugins)+len(plugins)), cur.plugins...), plugins...)
 	m.chain.Store(buildChain(next))

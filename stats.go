@@ -17,6 +17,9 @@ type Stats struct {
 	Endpoints map[string]EndpointStats `json:"endpoints"`
 	// Reload counts config reloads, from Reload and from Watch.
 	Reload ReloadStats `json:"reload"`
+	// Plugins holds the numbers of each plugin that reports some (a
+	// StatsPlugin, such as the cache), by plugin name.
+	Plugins map[string]any `json:"plugins,omitempty"`
 }
 
 // EndpointStats are the numbers for one endpoint since the Manager
@@ -191,6 +194,7 @@ func (m *Manager) Stats() Stats {
 	}
 	s.Endpoints[defaultKey] = t.def.snapshot(now)
 	s.Reload = m.reloadStats()
+	s.Plugins = pluginStats(m.chain.Load().plugins)
 	return s
 }
 
