@@ -276,18 +276,22 @@ func (f *flight) fill(body io.ReadCloser) {
 	if err == io.EOF {
 		err = nil
 	}
+	// Store first, then tell the readers: a caller that has seen the end
+	// of the body finds the response stored.
+	f.mu.Lock()
+	store := f.storing && err == nil
+	data := f.buf
+	f.mu.Unlock()
+	if store {
+		f.store(data)
+	}
 	f.mu.Lock()
 	f.done, f.bodyErr = true, err
-	store := f.storing && err == nil
 	f.joinable = false
-	data := f.buf
 	close(f.wake)
 	f.mu.Unlock()
 	f.unregister()
 	f.cancel()
-	if store {
-		f.store(data)
-	}
 }
 
 // push appends body bytes. Past max_object_size the response will not be

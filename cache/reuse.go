@@ -36,7 +36,7 @@ func decideReuse(e *entry, age time.Duration, req *directives, shared, swr bool)
 	}
 	life := e.fresh.lifetime
 	fresh := life > age
-	if req.maxAge.set() && age > deltaDuration(req.maxAge) { // 5.2.1.1
+	if req.maxAge.set() && (age > deltaDuration(req.maxAge) || req.maxAge == 0) { // 5.2.1.1; max-age=0 is a reload
 		if !(fresh && e.cc.immutable) { // RFC 8246: a reload need not revalidate an immutable response
 			return reuseValidate
 		}
