@@ -313,7 +313,7 @@ func (f *flight) push(p []byte) bool {
 	window := max(f.s.maxObject, 64<<10)
 	for {
 		f.trim()
-		if int64(len(f.buf)) <= window || len(f.readers) == 0 {
+		if int64(len(f.buf)) <= window || f.participants == 0 {
 			return true
 		}
 		room := f.room
@@ -328,11 +328,10 @@ func (f *flight) push(p []byte) bool {
 	}
 }
 
-// trim drops what every reader has read. Requires f.mu.
+// trim drops what every reader has read, once every participant reads
+// (one that has not started yet starts at the beginning). Requires f.mu.
 func (f *flight) trim() {
-	if len(f.readers) == 0 {
-		f.base += int64(len(f.buf))
-		f.buf = f.buf[:0]
+	if len(f.readers) == 0 || len(f.readers) < f.participants {
 		return
 	}
 	low := f.readers[0].off
@@ -402,12 +401,15 @@ func (p *participant) leave() {
 					break
 				}
 			}
-			close(f.room)
-			f.room = make(chan struct{})
 		}
+		close(f.room)
+		f.room = make(chan struct{})
 		closeSolo := f.kind == outSolo && p.creator && !f.soloTaken
 		f.soloTaken = f.soloTaken || closeSolo
 		cancel := f.participants == 0 && !f.background && !f.done
+		if cancel {
+			f.joinable = false
+		}
 		f.mu.Unlock()
 		if closeSolo {
 			drainClose(f.resp.Body)
@@ -456,7 +458,10 @@ type flightBody struct {
 	closed bool  // guarded by f.mu
 }
 
-var errBodyClosed = errors.New("cache: read on closed response body")
+var (
+	errBodyClosed = errors.New("cache: read on closed response body")
+	errLost       = errors.New("cache: response body lost") // cannot happen: trim keeps what readers need
+)
 
 func (b *flightBody) Read(out []byte) (int, error) {
 	f := b.f
@@ -466,7 +471,11 @@ func (b *flightBody) Read(out []byte) (int, error) {
 			f.mu.Unlock()
 			return 0, errBodyClosed
 		}
-		if avail := f.base + int64(len(f.buf)) - b.off; avail > 0 && b.off >= f.base {
+		if b.off < f.base {
+			f.mu.Unlock()
+			return 0, errLost
+		}
+		if avail := f.base + int64(len(f.buf)) - b.off; avail > 0 {
 			n := copy(out, f.buf[b.off-f.base:])
 			b.off += int64(n)
 			close(f.room)

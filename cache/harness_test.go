@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,7 +61,16 @@ type harness struct {
 	o      *origin
 	client *http.Client
 	tr     *http.Transport
+	// down makes the transport behind the cache fail every request, as an
+	// origin outage or a local refusal would.
+	down atomic.Bool
 }
+
+var errDown = errors.New("origin down")
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
@@ -72,7 +82,12 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	c.now = clk.Now
 	tr := &http.Transport{}
 	h := &harness{t: t, c: c, clk: clk, o: newOrigin(t), tr: tr}
-	h.client = &http.Client{Transport: c.WrapCall(tr)}
+	h.client = &http.Client{Transport: c.WrapCall(rtFunc(func(r *http.Request) (*http.Response, error) {
+		if h.down.Load() {
+			return nil, errDown
+		}
+		return tr.RoundTrip(r)
+	}))}
 	t.Cleanup(func() {
 		c.Close()
 		tr.CloseIdleConnections()
@@ -140,4 +155,16 @@ func itoa(n int64) string {
 		return digits[n : n+1]
 	}
 	return itoa(n/10) + digits[n%10:n%10+1]
+}
+
+// eventually polls cond every millisecond for up to 5s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
