@@ -182,39 +182,50 @@ func (c *Cache) serve(req *http.Request, method string, e *entry, age time.Durat
 	st.ttl = int64((e.fresh.lifetime - age) / time.Second)
 	status, line, n := e.status, e.statusLine, int64(len(e.body))
 	var h http.Header
+	var slab []string // every value, and room for Age and Cache-Status: one allocation
 	if callerConditional(req) && e.status == http.StatusOK && notModified(req, e) {
 		status, line, n = http.StatusNotModified, "304 Not Modified", 0
 		h = notModifiedResponse(req, e, 2)
+		slab = make([]string, 0, 2)
 	} else {
 		h = make(http.Header, len(e.header)+2)
 		vals := 2
 		for _, v := range e.header {
 			vals += len(v)
 		}
-		slab := make([]string, 0, vals)
+		slab = make([]string, 0, vals)
 		for k, v := range e.header {
 			start := len(slab)
 			slab = append(slab, v...)
 			h[k] = slab[start:len(slab):len(slab)]
 		}
 	}
-	h["Age"] = []string{strconv.FormatInt(ageSeconds(age), 10)}
-	addStatus(h, c.cfg.Name, st)
+	slab = append(slab, strconv.FormatInt(ageSeconds(age), 10))
+	h["Age"] = slab[len(slab)-1 : len(slab) : len(slab)]
+	cs := st.String(c.cfg.Name)
+	if prev := h["Cache-Status"]; len(prev) > 0 {
+		h["Cache-Status"] = append(prev[:len(prev):len(prev)], cs)
+	} else {
+		slab = append(slab, cs)
+		h["Cache-Status"] = slab[len(slab)-1 : len(slab) : len(slab)]
+	}
 	resp := &http.Response{
 		Status: line, StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: n, Request: req, Body: http.NoBody,
 	}
 	if method != http.MethodHead && n > 0 {
-		resp.Body = &entryBody{Reader: bytes.NewReader(e.body)}
+		b := &entryBody{}
+		b.Reset(e.body)
+		resp.Body = b
 	}
 	return resp
 }
 
 // entryBody is a hit's body: a reader over the stored bytes, which are
 // never written again.
-type entryBody struct{ *bytes.Reader }
+type entryBody struct{ bytes.Reader }
 
-func (entryBody) Close() error { return nil }
+func (*entryBody) Close() error { return nil }
 
 // gatewayTimeout is the answer to only-if-cached with nothing usable
 // stored (section 5.2.1.7).
