@@ -149,4 +149,3 @@ func TestFreshHitAllocs(t *testing.T) {
 		t.Errorf("a fresh hit costs %.0f allocations, want <= 10", n)
 	}
 }
-
