@@ -22,11 +22,9 @@ import (
 // a chain of hooks. It is an http.RoundTripper, so it also serves any
 // *http.Client (see Client).
 //
-// Each call resolves its endpoint from the request URL's authority, then
-// runs an attempt loop: request hooks, the transport under the per-try
-// timeout, classification, error or response hooks, and the retry
-// decision. The caller's request is never modified; each attempt sends
-// its own clone.
+// Each call resolves its endpoint from the request URL's authority and
+// runs the pipeline the package documentation describes. The caller's
+// request is never modified; each attempt sends its own clone.
 //
 // A Manager is safe for concurrent use. Close it (or Shutdown it) when
 // done, to stop background work and close idle connections.
@@ -41,8 +39,11 @@ type Manager struct {
 	// now is the Manager's clock. Tests may replace it before the first
 	// call; nil-free after New.
 	now       func() time.Time
-	realClock bool        // now is time.Now
-	events    *dispatcher // breaker state changes, to the listeners
+	realClock bool          // now is time.Now
+	events    *dispatcher   // breaker state changes, to the listeners
+	observers []Observer    // WithObserver; empty: calls are not observed
+	id        string        // this Manager in fleet signals
+	fleet     *breakerFleet // shares breaker state; nil without a BreakerStore
 
 	// pluginMu serializes changes to the hook chain and guards hookSeq.
 	pluginMu sync.Mutex
@@ -52,6 +53,7 @@ type Manager struct {
 	// stats and retired.
 	reloadMu sync.Mutex
 	stats    map[string]*endpointStats // by endpoint key; kept across reloads
+	policies map[string]*breakerPolicy // during buildTable: compiled breaker policies by config
 	retired  []retiredPool             // pools of replaced endpoints still serving calls
 
 	inflight  atomic.Int64
@@ -161,24 +163,26 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	m.client = &http.Client{Transport: m}
 	m.events = &dispatcher{deliver: m.deliverStateChange}
+	m.observers = m.opts.observers
+	m.id = newManagerID()
 	m.chain.Store(buildChain(nil))
 	if err := m.Use(m.opts.plugins...); err != nil {
 		return nil, err
 	}
-	cc, err := compile(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := resolveTLSOptions(&m.opts, cc); err != nil {
-		return nil, err
-	}
-	if err := checkKeyFuncs(m.opts.keyFuncs, cc); err != nil {
-		return nil, err
-	}
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
+	cc, err := m.prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if m.opts.breakerStore != nil {
+		m.fleet = newBreakerFleet(m, m.opts.breakerStore, m.id)
+	}
 	table, err := m.buildTable(cc, nil)
 	if err != nil {
+		if m.fleet != nil {
+			m.fleet.close()
+		}
 		return nil, err
 	}
 	m.redact.Store(cc.redactor)
@@ -192,14 +196,14 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 // settings they started with. Counters in Stats survive.
 func (m *Manager) Reload(cfg Config) (err error) {
 	defer func() { m.recordReload(err) }() // runs after reloadMu is released
-	cc, err := compile(cfg)
-	if err != nil {
-		return err
-	}
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
 	if m.closed.Load() {
 		return ErrClosed
+	}
+	cc, err := m.prepare(cfg)
+	if err != nil {
+		return err
 	}
 	old := m.table.Load()
 	table, err := m.buildTable(cc, old)
@@ -218,9 +222,9 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	now := m.now()
 	m.pruneRetired(now)
 	for _, ep := range append(old.endpoints(), old.def) {
-		if !kept[ep] && ep.ownTransport != nil {
-			ep.ownTransport.CloseIdleConnections()
-			m.retired = append(m.retired, retiredPool{pool: ep.ownTransport, until: now.Add(retiredGrace(ep))})
+		if pool := ep.pool(); !kept[ep] && pool != nil {
+			pool.CloseIdleConnections()
+			m.retired = append(m.retired, retiredPool{pool: pool, until: now.Add(retiredGrace(ep))})
 		}
 	}
 	return nil
@@ -277,6 +281,8 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 		byKey:      make(map[string]*endpoint, len(cc.endpoints)),
 		groups:     map[string]*breakerSet{},
 	}
+	m.policies = map[string]*breakerPolicy{}
+	defer func() { m.policies = nil }()
 	var created []*endpoint
 	build := func(key string, kind endpointKind, cfg EndpointConfig) (*endpoint, error) {
 		var prev *endpoint
@@ -301,8 +307,8 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 	}
 	fail := func(err error) (*endpointTable, error) {
 		for _, ep := range created {
-			if ep.ownTransport != nil {
-				ep.ownTransport.CloseIdleConnections()
+			if pool := ep.pool(); pool != nil {
+				pool.CloseIdleConnections()
 			}
 		}
 		return nil, err
@@ -359,23 +365,26 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 		ep.fallbackHost = fallbackAuthority(ep.fallback, fbKind)
 	}
 	m.buildLimits(ep, prev, old, groups)
+	m.applyEndpointOptions(ep)
 	if s := m.stats[key]; s != nil {
 		ep.stats = s
 	} else {
 		ep.stats = &endpointStats{}
 		m.stats[key] = ep.stats
 	}
+	ep.m = m
 	if m.opts.transport != nil {
 		ep.transport = m.opts.transport
-		warnTLSIgnored(m.logger, key, cfg.TLS)
 		return ep, nil
 	}
-	et, err := newEndpointTLS(key, cfg.TLS, m.opts.tlsBase(key), m.logger, &ep.stats.tls)
-	if err != nil {
-		return nil, fmt.Errorf("connmgr: %s.tls: %w", endpointPath(key), err)
+	if !tlsSettingsSet(cfg.TLS) && m.opts.tlsBase(key) == nil {
+		return ep, nil // the pool is built on first use: see endpoint.roundTripper
 	}
-	ep.ownTransport = newHTTPTransport(cfg.Transport, et)
-	ep.transport = &tlsTransport{rt: ep.ownTransport, tls: et}
+	p, err := m.newPool(ep)
+	if err != nil {
+		return nil, err
+	}
+	ep.transport, ep.ownTransport = p.rt, p.own
 	return ep, nil
 }
 
@@ -447,11 +456,18 @@ func (m *Manager) Post(ctx context.Context, url, contentType string, body io.Rea
 // redactURLError replaces the URL net/http puts in a *url.Error with its
 // redacted form, so a token in a query string never reaches a log.
 func (m *Manager) redactURLError(err error) error {
+	if err == nil {
+		return nil // the common case: no allocation
+	}
+	return m.redactURLErrorSlow(err)
+}
+
+func (m *Manager) redactURLErrorSlow(err error) error {
 	var ue *url.Error
-	if err == nil || !errors.As(err, &ue) {
+	if !errors.As(err, &ue) {
 		return err
 	}
-	ue.URL = m.redact.Load().String(ue.URL)
+	ue.URL = redactRawURL(m.redact.Load(), ue.URL)
 	return err
 }
 
@@ -558,8 +574,8 @@ func (m *Manager) CloseIdleConnections() {
 	}
 	t := m.table.Load()
 	for _, ep := range append(t.endpoints(), t.def) {
-		if ep.ownTransport != nil {
-			ep.ownTransport.CloseIdleConnections()
+		if pool := ep.pool(); pool != nil {
+			pool.CloseIdleConnections()
 		}
 	}
 	m.reloadMu.Lock()
@@ -663,10 +679,15 @@ func (m *Manager) Close() error {
 		m.pluginMu.Lock()
 		plugins := m.chain.Load().plugins
 		m.pluginMu.Unlock()
+		// Each step runs whatever the one before did: closePlugin
+		// recovers a Close that panics.
 		for _, p := range plugins {
 			m.closePlugin(p)
 		}
 		m.stopWatch()
+		if m.fleet != nil {
+			m.fleet.close()
+		}
 		m.CloseIdleConnections()
 	})
 	return nil

@@ -25,7 +25,8 @@ var (
 	// ErrConcurrencyLimit: the endpoint's max_concurrent calls are in flight.
 	ErrConcurrencyLimit = errors.New("connmgr: concurrency limit reached")
 	// ErrNoHealthyUpstream: every upstream of the endpoint is ejected or
-	// unhealthy.
+	// unhealthy. It is declared for load balancing, which has not landed:
+	// no built-in code path returns it yet.
 	ErrNoHealthyUpstream = errors.New("connmgr: no healthy upstream")
 	// ErrClosed: the Manager was closed or is shutting down.
 	ErrClosed = errors.New("connmgr: manager closed")
@@ -117,7 +118,7 @@ func (e *HookError) Error() string {
 	if e.Panic != nil {
 		return "connmgr: " + e.Stage + " hook of plugin " + strconv.Quote(e.Plugin) + " panicked: " + panicString(e.Panic)
 	}
-	return "connmgr: " + e.Stage + " hook of plugin " + strconv.Quote(e.Plugin) + ": " + e.Err.Error()
+	return "connmgr: " + e.Stage + " hook of plugin " + strconv.Quote(e.Plugin) + ": " + safeString(e.Err)
 }
 
 func (e *HookError) Unwrap() error { return e.Err }

@@ -9,30 +9,37 @@ type StatsPlugin interface {
 	PluginStats() any
 }
 
-// pluginStats collects the numbers of the plugins that report some; a
-// plugin whose PluginStats panics is left out.
-func pluginStats(plugins []Plugin) map[string]any {
+// pluginStats collects the numbers of the plugins that report some,
+// each under the recovery helper: one whose PluginStats panics is left
+// out.
+func (m *Manager) pluginStats(plugins []Plugin) map[string]any {
 	var out map[string]any
 	for _, p := range plugins {
 		sp, ok := p.(StatsPlugin)
 		if !ok {
 			continue
 		}
-		if name, v, ok := safePluginStats(sp); ok {
-			if out == nil {
-				out = make(map[string]any)
-			}
-			out[name] = v
+		name := safeName(p)
+		var v any
+		var err error
+		func() {
+			defer m.recovered("plugin PluginStats", name, &err)
+			v = sp.PluginStats()
+		}()
+		if err != nil {
+			continue
 		}
+		if out == nil {
+			out = make(map[string]any)
+		}
+		out[name] = v
 	}
 	return out
 }
 
-func safePluginStats(sp StatsPlugin) (name string, v any, ok bool) {
-	defer func() {
-		if recover() != nil {
-			name, v, ok = "", nil, false
-		}
-	}()
-	return sp.Name(), sp.PluginStats(), true
+// attachPlugin calls a plugin's Attach under the recovery helper: a
+// panic is an error, and the plugin stays out of the chain.
+func (m *Manager) attachPlugin(a AttachPlugin) (err error) {
+	defer m.recovered("plugin Attach", safeName(a), &err)
+	return a.Attach(m)
 }

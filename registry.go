@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/connmgr/connmgr/internal/redact"
@@ -43,11 +45,29 @@ type endpoint struct {
 	limiter  *limiter
 	bulkhead *bulkhead
 
+	// picker, when set, chooses each attempt's upstream (load balancing
+	// plugs in here); nil: the upstream is the request's host.
+	picker atomic.Pointer[pickerSlot]
+	// retryPolicy and backoffFunc replace retry_on and full jitter (nil: the config's).
+	retryPolicy RetryPolicy
+	backoffFunc BackoffFunc
+	// mw is the endpoint's middleware chain, built on first use and
+	// rebuilt when the plugins change.
+	mw         atomic.Pointer[wrappedEndpoint]
+	middleware []Middleware // WithEndpointMiddleware
+
+	// transport and ownTransport are set at New for an endpoint whose
+	// pool can fail to build (TLS files, pins, WithTLSConfig) or under
+	// WithTransport; otherwise both are nil and the pool is built on the
+	// endpoint's first call (lazy), so an idle endpoint costs little.
 	transport http.RoundTripper
 	// ownTransport is the pool this endpoint created (nil under
 	// WithTransport); the Manager closes its idle connections when the
 	// endpoint is retired or the Manager closes.
 	ownTransport *http.Transport
+	lazy         atomic.Pointer[endpointPool]
+	lazyMu       sync.Mutex // serializes building lazy
+	m            *Manager
 	stats        *endpointStats
 }
 

@@ -39,7 +39,7 @@ func pipelineCache(tb testing.TB) (http.RoundTripper, *Cache, func()) {
 	if err := m.Use(c); err != nil {
 		tb.Fatal(err)
 	}
-	return c.WrapCall(m), c, func() { m.Close() }
+	return m, c, func() { m.Close() }
 }
 
 func roundTrip(tb testing.TB, rt http.RoundTripper, req *http.Request) {

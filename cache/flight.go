@@ -372,14 +372,16 @@ type participant struct {
 	f       *flight
 	creator bool
 	once    sync.Once
-	stop    func() bool
-	reader  *flightBody
+	stop    func() bool // guarded by f.mu
+	reader  *flightBody // guarded by f.mu
 }
 
 // newParticipant ties a counted participant to ctx: when ctx ends, it leaves.
 func (f *flight) newParticipant(ctx context.Context, creator bool) *participant {
 	p := &participant{f: f, creator: creator}
+	f.mu.Lock() // leave, which AfterFunc may start at once, reads p.stop under f.mu
 	p.stop = context.AfterFunc(ctx, p.leave)
+	f.mu.Unlock()
 	return p
 }
 
@@ -387,8 +389,11 @@ func (f *flight) newParticipant(ctx context.Context, creator bool) *participant 
 // is read cancels the flight; a solo response nobody took is closed.
 func (p *participant) leave() {
 	p.once.Do(func() {
-		p.stop()
 		f := p.f
+		f.mu.Lock()
+		stop := p.stop
+		f.mu.Unlock()
+		stop()
 		f.mu.Lock()
 		f.participants--
 		if p.creator {

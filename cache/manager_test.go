@@ -12,9 +12,10 @@ import (
 	"github.com/connmgr/connmgr/connmgrtest"
 )
 
-// managerSetup is a Manager with the cache joined to it (Use: the
-// endpoint's cache block, Stats, Close) and a client whose transport is
-// the cache in front of the Manager.
+// managerSetup is a Manager with the cache joined to it (m.Use: the
+// cache wraps every call, reads the endpoint's cache block, reports in
+// Stats, closes with the Manager) and a client whose transport is the
+// Manager.
 type managerSetup struct {
 	m      *connmgr.Manager
 	c      *Cache
@@ -38,7 +39,7 @@ func newManagerSetup(t *testing.T, cfg connmgr.Config, ccfg Config) *managerSetu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	return &managerSetup{m: m, c: c, clk: clk, client: &http.Client{Transport: c.WrapCall(m)}}
+	return &managerSetup{m: m, c: c, clk: clk, client: &http.Client{Transport: m}}
 }
 
 func (s *managerSetup) get(t *testing.T, url string) (*http.Response, string, error) {
