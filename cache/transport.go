@@ -179,7 +179,11 @@ func (v *variants) selectFor(h http.Header) *entry {
 // If-Modified-Since that the entry satisfies gets a 304.
 func (c *Cache) serve(req *http.Request, method string, e *entry, age time.Duration, st cacheStatus) *http.Response {
 	st.hasTTL = true
-	st.ttl = int64((e.fresh.lifetime - age) / time.Second)
+	left := e.fresh.lifetime - age
+	st.ttl = int64(left / time.Second)
+	if left < 0 && left%time.Second != 0 {
+		st.ttl-- // floor: a stale response never shows ttl=0
+	}
 	status, line, n := e.status, e.statusLine, int64(len(e.body))
 	var h http.Header
 	var slab []string // every value, and room for Age and Cache-Status: one allocation
