@@ -125,7 +125,7 @@ func (c *Cache) Close() error {
 	c.stop()
 	c.wg.Wait()
 	if c.mem != nil {
-		c.mem.close()
+		c.mem.Close()
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ type memValue struct {
 
 // NewMemoryStore returns a store holding at most maxBytes of responses
 // (keys, headers and bodies, estimated). maxBytes must be positive.
+// Close it when done.
 func NewMemoryStore(maxBytes int64) *MemoryStore {
 	s := &MemoryStore{}
 	s.c = otter.Must(&otter.Options[string, memValue]{
@@ -94,8 +95,12 @@ func (s *MemoryStore) Len() int { return s.c.EstimatedSize() }
 // Evictions counts entries dropped to stay under the byte bound.
 func (s *MemoryStore) Evictions() uint64 { return s.evictions.Load() }
 
-// close stops the store's background maintenance.
-func (s *MemoryStore) close() { s.c.StopAllGoroutines() }
+// Close stops the store's periodic maintenance goroutine. The Cache
+// closes the store it made; close one you made yourself when done.
+func (s *MemoryStore) Close() error {
+	s.c.StopAllGoroutines()
+	return nil
+}
 
 func (s *MemoryStore) load(_ context.Context, key string) (*variants, bool) {
 	v, ok := s.c.GetIfPresent(key)
