@@ -176,16 +176,13 @@ func (c *Cache) cacheableMethod(method string, s *settings) bool {
 	return method == http.MethodGet || method == http.MethodHead
 }
 
+// keepStale is how long past its freshness and stale windows a stored
+// response is kept: for validation, a request's max-stale or
+// stale-if-error. The byte bound evicts it sooner when space is short.
+const keepStale = 24 * time.Hour
+
 // storeTTL is how long the store keeps an entry: its freshness, the
-// longest stale window that may use it, and a day for revalidation when
-// it has a validator.
+// longest stale window that may use it, and keepStale.
 func storeTTL(e *entry, s *settings) time.Duration {
-	ttl := e.fresh.lifetime + max(deltaDuration(e.cc.staleWhileRevalidate), deltaDuration(e.cc.staleIfError), s.staleIfError)
-	if e.hasValidator() {
-		ttl += 24 * time.Hour
-	}
-	if ttl <= 0 {
-		ttl = time.Second
-	}
-	return ttl
+	return e.fresh.lifetime + max(deltaDuration(e.cc.staleWhileRevalidate), deltaDuration(e.cc.staleIfError), s.staleIfError, 0) + keepStale
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -48,6 +49,7 @@ type flight struct {
 	vary  varyKey        // outStream: the selection stored
 	hdr   http.Header    // outStream: the fields to store
 	times [2]time.Time   // request_time, response_time
+	age   time.Duration  // outStream: corrected_initial_age, for Age
 
 	// mu guards what follows.
 	mu           sync.Mutex
@@ -251,6 +253,7 @@ func (f *flight) received(resp *http.Response) {
 	names = mergeNames(names, c.keyHeaders)
 	f.vary = newVaryKey(names, f.req.Header)
 	f.hdr = storedHeader(resp.Header, &cc, f.s.shared)
+	f.age = computeFreshness(resp.StatusCode, resp.Header, &cc, f.s.shared, f.times[0], f.times[1], 0).initialAge
 	f.resp = resp
 	f.mu.Lock()
 	f.storing = true
@@ -442,6 +445,9 @@ func (f *flight) takeSolo() *http.Response {
 func (f *flight) streamResponse(req *http.Request, p *participant, st cacheStatus) *http.Response {
 	r := *f.resp
 	r.Header = f.resp.Header.Clone()
+	if _, ok := r.Header["Age"]; !ok && f.age >= time.Second {
+		r.Header["Age"] = []string{strconv.FormatInt(ageSeconds(f.age), 10)} // 5.1: its age on arrival
+	}
 	st.fwdStatus, st.stored = f.resp.StatusCode, true
 	addStatus(r.Header, f.c.cfg.Name, st)
 	b := &flightBody{f: f, p: p, ctx: req.Context()}

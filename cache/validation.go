@@ -89,12 +89,12 @@ func select304(vs *variants, h http.Header) []*entry {
 }
 
 // notUpdated are fields a 304 does not replace in a stored response
-// (section 3.2): the body's framing stays the stored body's.
-var notUpdated = map[string]bool{"Content-Length": true, "Content-Encoding": true, "Transfer-Encoding": true, "Content-Range": true}
+// (section 3.2): the stored body keeps its length.
+var notUpdated = map[string]bool{"Content-Length": true}
 
 // freshen returns e updated with a 304's header fields (section 4.3.4,
-// 3.2): every field it carries replaces the stored one, except those
-// that frame the body and those never stored.
+// 3.2): every field it carries replaces the stored one, except
+// Content-Length and the fields never stored.
 func freshen(e *entry, h http.Header, reqTime, respTime time.Time, s *settings, heuristicMax time.Duration) *entry {
 	hdr := e.header.Clone()
 	cc := parseDirectives(h["Cache-Control"])
