@@ -170,3 +170,86 @@ func TestConfigBlockValidated(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestManagerCoalescing: concurrent misses through the Manager make one
+// call of the pipeline and one origin request.
+func TestManagerCoalescing(t *testing.T) {
+	release := make(chan struct{})
+	srv := connmgrtest.NewServerFunc(func(n int64, r *http.Request) connmgrtest.Step {
+		<-release
+		return connmgrtest.Step{Body: "one", Header: http.Header{"Cache-Control": {"max-age=60"}}}
+	})
+	defer srv.Close()
+	s := newManagerSetup(t, connmgr.Config{}, Config{})
+	const n = 200
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, body, err := s.get(t, srv.URL+"/c")
+			if err == nil && body != "one" {
+				err = errors.New("got " + body)
+			}
+			errs <- err
+		}()
+	}
+	key := primaryKey(http.MethodGet, mustURL(t, srv.URL+"/c"))
+	eventually(t, "every caller to join", func() bool {
+		s.c.flightsMu.Lock()
+		defer s.c.flightsMu.Unlock()
+		f := s.c.flights[key]
+		if f == nil {
+			return false
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.participants == n
+	})
+	close(release)
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if srv.Count() != 1 || s.m.Stats().Endpoints["default"].Requests != 1 {
+		t.Errorf("origin requests %d, Manager calls %d: want 1 and 1", srv.Count(), s.m.Stats().Endpoints["default"].Requests)
+	}
+}
+
+// TestManagerStaleIfErrorWhenCapFull: a call the concurrency cap refuses
+// locally (ErrConcurrencyLimit) is answered with the stale response.
+func TestManagerStaleIfErrorWhenCapFull(t *testing.T) {
+	hold := make(chan struct{})
+	srv := connmgrtest.NewServerFunc(func(n int64, r *http.Request) connmgrtest.Step {
+		if r.URL.Path == "/slow" {
+			<-hold
+		}
+		return connmgrtest.Step{Body: "v1", Header: http.Header{"Cache-Control": {"max-age=1"}}}
+	})
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	s := newManagerSetup(t, connmgr.Config{Endpoints: map[string]connmgr.EndpointConfig{host: {
+		MaxConcurrent: 1,
+		Cache:         connmgr.CacheConfig{StaleIfError: time.Minute},
+	}}}, Config{})
+	if _, body, err := s.get(t, srv.URL+"/p"); err != nil || body != "v1" {
+		t.Fatalf("first call: %q %v", body, err)
+	}
+	s.clk.Advance(5 * time.Second)
+	slow := make(chan struct{})
+	go func() { // holds the only slot until hold is closed
+		defer close(slow)
+		if resp, err := s.client.Get(srv.URL + "/slow"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	defer func() { close(hold); <-slow }()
+	eventually(t, "the slow call to hold the slot", func() bool { return s.m.Stats().Endpoints[host].InFlight == 1 })
+	resp, body, err := s.get(t, srv.URL+"/p")
+	if err != nil || body != "v1" || !strings.Contains(resp.Header.Get("Cache-Status"), "detail=stale-if-error") {
+		t.Fatalf("with the cap full: %q %v %v, want the stale v1", body, err, resp)
+	}
+	if c := s.m.Stats().Endpoints[host].Concurrency; c == nil || c.Rejected != 1 {
+		t.Errorf("concurrency stats = %+v, want 1 rejected", c)
+	}
+}

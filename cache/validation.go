@@ -130,11 +130,18 @@ func notModified(req *http.Request, e *entry) bool {
 		return false
 	}
 	ims, ok := headerDate(req.Header, "If-Modified-Since")
-	if !ok || e.lastMod == "" {
+	if !ok {
 		return false
 	}
+	// RFC 9111 4.3.2: without Last-Modified, the stored response's Date,
+	// or the time it was received, stands in for it.
 	lm, ok := parseHTTPDate(e.lastMod)
-	return ok && !lm.After(ims)
+	if !ok {
+		if lm, ok = headerDate(e.header, "Date"); !ok {
+			lm = e.respTime
+		}
+	}
+	return !lm.After(ims)
 }
 
 // notModifiedResponse builds the 304 for notModified from the stored

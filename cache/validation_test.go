@@ -144,3 +144,34 @@ func TestConditionalFromCaller(t *testing.T) {
 		t.Errorf("a tag that does not match gets the stored 200, got %d %q", r.status, r.body)
 	}
 }
+
+// TestConditionalIfModifiedSince is RFC 9110 13.1.3 with RFC 9111 4.3.2:
+// the stored Last-Modified, else its Date, decides a caller's
+// If-Modified-Since on a fresh stored response.
+func TestConditionalIfModifiedSince(t *testing.T) {
+	tests := []struct {
+		rule, lastMod string
+		ims           time.Duration // relative to the stored Date
+		want          int
+	}{
+		{"13.1.3: not modified since a later date", "Wed, 01 Jan 2020 00:00:00 GMT", 0, 304},
+		{"13.1.3: modified since an earlier date", "Wed, 01 Jan 2020 00:00:00 GMT", -100000 * time.Hour, 200},
+		{"4.3.2: without Last-Modified, Date stands in", "", time.Second, 304},
+		{"4.3.2: ... and is after an earlier date", "", -time.Hour, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rule, func(t *testing.T) {
+			h := newHarness(t, Config{})
+			kv := []string{"Cache-Control", "max-age=60"}
+			if tt.lastMod != "" {
+				kv = append(kv, "Last-Modified", tt.lastMod)
+			}
+			h.serve(kv...)
+			h.get("/ims")
+			r := h.get("/ims", "If-Modified-Since", h.date(tt.ims))
+			if r.status != tt.want || h.o.hits.Load() != 1 {
+				t.Errorf("got %d (origin hits %d), want %d from the cache", r.status, h.o.hits.Load(), tt.want)
+			}
+		})
+	}
+}
