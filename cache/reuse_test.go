@@ -133,3 +133,20 @@ func TestHeuristicFreshness(t *testing.T) {
 		t.Errorf("4.2.2: past 10m it is stale; origin hits %d", h.o.hits.Load())
 	}
 }
+
+// TestHitHeaderIsTheCallersOwn: a caller changing a hit's header in
+// place never changes what is stored.
+func TestHitHeaderIsTheCallersOwn(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.serve("Cache-Control", "max-age=60", "X-Kept", "stored", "Etag", `"a"`)
+	h.get("/own")
+	for _, cond := range []string{"", `"a"`} {
+		r := h.get("/own", "If-None-Match", cond)
+		for k := range r.header {
+			r.header[k][0] = "changed"
+		}
+	}
+	if r := h.get("/own"); r.header.Get("X-Kept") != "stored" || r.header.Get("Etag") != `"a"` {
+		t.Errorf("the stored header changed: %v", r.header)
+	}
+}

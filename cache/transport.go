@@ -187,22 +187,26 @@ func (c *Cache) serve(req *http.Request, method string, e *entry, age time.Durat
 	status, line, n := e.status, e.statusLine, int64(len(e.body))
 	var h http.Header
 	var slab []string // every value, and room for Age and Cache-Status: one allocation
+	skip := func(string) bool { return false }
 	if callerConditional(req) && e.status == http.StatusOK && notModified(req, e) {
 		status, line, n = http.StatusNotModified, "304 Not Modified", 0
-		h = notModifiedResponse(req, e, 2)
-		slab = make([]string, 0, 2)
-	} else {
-		h = make(http.Header, len(e.header)+2)
-		vals := 2
-		for _, v := range e.header {
-			vals += len(v)
+		skip = notModifiedField
+	}
+	// The caller owns its header: copy every value, never share the
+	// entry's slices.
+	h = make(http.Header, len(e.header)+2)
+	vals := 2
+	for _, v := range e.header {
+		vals += len(v)
+	}
+	slab = make([]string, 0, vals)
+	for k, v := range e.header {
+		if skip(k) {
+			continue
 		}
-		slab = make([]string, 0, vals)
-		for k, v := range e.header {
-			start := len(slab)
-			slab = append(slab, v...)
-			h[k] = slab[start:len(slab):len(slab)]
-		}
+		start := len(slab)
+		slab = append(slab, v...)
+		h[k] = slab[start:len(slab):len(slab)]
 	}
 	slab = append(slab, strconv.FormatInt(ageSeconds(age), 10))
 	h["Age"] = slab[len(slab)-1 : len(slab) : len(slab)]
