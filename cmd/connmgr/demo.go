@@ -42,8 +42,10 @@ Starts five local upstreams that misbehave in different ways (503s,
 answers slower than the per-try timeout, 429 with Retry-After, reset
 connections), sends them traffic through one connmgr.Manager, and prints
 what happens each second: calls, retries, fallbacks, latency. It ends with
-the Manager's Stats and what they mean, then two short scenes: a circuit
-breaker opening and recovering, a rate limiter waiting and rejecting.
+the Manager's Stats and what they mean, then three short scenes: a circuit
+breaker opening and recovering, a rate limiter waiting and rejecting, and
+an HTTP cache (hits, revalidations, stale answers while the upstream is
+down).
 Ctrl-C stops it early, cleanly.
 
 The upstreams' faults depend only on --seed, so a seed replays the same
@@ -227,9 +229,9 @@ func demoMain(ctx context.Context, stopSignals func(), opts demoOptions, stdout,
 	if shutdownErr != nil {
 		d.con.printf("shutdown: %v\n", shutdownErr)
 	}
-	// Two short scenes, each with an upstream of its own: a breaker
-	// opening and recovering, a rate limiter waiting and rejecting.
-	for _, scene := range []func(context.Context, io.Writer) error{demoBreakerScene, demoLimiterScene} {
+	// Short scenes, each with an upstream of its own: a breaker opening
+	// and recovering, a rate limiter waiting and rejecting, an HTTP cache.
+	for _, scene := range []func(context.Context, io.Writer) error{demoBreakerScene, demoLimiterScene, demoCacheScene} {
 		if ctx.Err() != nil {
 			break
 		}
