@@ -1,0 +1,92 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBytesStore runs the cache over a Store of bytes (the way the
+// Redis store plugs in): hits, Vary variants and revalidation survive the
+// round trip through the encoding.
+func TestBytesStore(t *testing.T) {
+	s := NewMemoryStore(1 << 20)
+	defer s.Close()
+	h := newHarness(t, Config{Store: s})
+	h.o.handle(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("If-None-Match"), `"en"`) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Date", h.date(0))
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.Header().Set("Vary", "Accept-Language")
+		w.Header().Set("Etag", `"`+r.Header.Get("Accept-Language")+`"`)
+		w.Write([]byte("in " + r.Header.Get("Accept-Language")))
+	})
+	h.get("/b", "Accept-Language", "en")
+	h.get("/b", "Accept-Language", "fr")
+	if r := h.get("/b", "Accept-Language", "en"); r.body != "in en" || h.o.hits.Load() != 2 {
+		t.Fatalf("hit through bytes: %q, origin hits %d", r.body, h.o.hits.Load())
+	}
+	h.clk.Advance(time.Minute)
+	if r := h.get("/b", "Accept-Language", "en"); r.body != "in en" || r.header.Get("Age") != "0" {
+		t.Errorf("revalidated through bytes: %q Age %q", r.body, r.header.Get("Age"))
+	}
+	if n, ok, _ := s.Get(context.Background(), primaryKey(http.MethodGet, mustURL(t, h.o.srv.URL+"/b"))); !ok || len(n) == 0 {
+		t.Error("nothing stored as bytes under the primary key")
+	}
+	if st := h.c.Stats(); st.Hits != 1 || st.Revalidated != 1 || st.StoreErrors != 0 {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
+// badStore fails, or panics, on every call.
+type badStore struct{ panics bool }
+
+func (b badStore) fail() error {
+	if b.panics {
+		panic("store exploded")
+	}
+	return errors.New("store down")
+}
+func (b badStore) Get(context.Context, string) ([]byte, bool, error) { return nil, false, b.fail() }
+func (b badStore) Set(context.Context, string, []byte, time.Duration) error {
+	return b.fail()
+}
+func (b badStore) Delete(context.Context, string) error { return b.fail() }
+
+// corruptStore returns bytes that are not an entry.
+type corruptStore struct{}
+
+func (corruptStore) Get(context.Context, string) ([]byte, bool, error) {
+	return []byte("\x00not gob"), true, nil
+}
+func (corruptStore) Set(context.Context, string, []byte, time.Duration) error { return nil }
+func (corruptStore) Delete(context.Context, string) error                     { return nil }
+
+// TestStoreFailures: a Store that errors, panics or returns garbage is a
+// miss, never a failed call.
+func TestStoreFailures(t *testing.T) {
+	for name, s := range map[string]Store{"error": badStore{}, "panic": badStore{panics: true}, "corrupt": corruptStore{}} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, Config{Store: s})
+			h.serve("Cache-Control", "max-age=60")
+			for i := 0; i < 2; i++ {
+				if r := h.get("/s"); r.status != 200 {
+					t.Fatalf("status %d", r.status)
+				}
+			}
+			h.do(http.MethodPost, "/s", nil) // Delete
+			if h.o.hits.Load() != 3 {
+				t.Errorf("origin hits %d, want 3: every call went through", h.o.hits.Load())
+			}
+			if name != "corrupt" && h.c.Stats().StoreErrors == 0 {
+				t.Error("store errors not counted")
+			}
+		})
+	}
+}
