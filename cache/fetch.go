@@ -22,7 +22,7 @@ func (t *transport) fetch(req *http.Request, key string, e *entry, vs *variants,
 	}
 	if f == nil {
 		creator = true
-		f = c.newFlight(key, req, e, vs, s, e != nil && e.hasValidator(), *rcc)
+		f = c.newFlight(key, req, e, vs, s, canValidate(e, vs), *rcc)
 		f.participants = 1
 		if coalesce && !c.closed.Load() {
 			f.registered = true

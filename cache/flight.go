@@ -194,8 +194,12 @@ func (f *flight) revalidated(resp *http.Response) {
 		vs = f.vs
 	}
 	targets := select304(vs, resp.Header)
-	if len(targets) == 0 {
-		f.settle(outRetry, nil)
+	if len(targets) == 0 || (f.selected == nil && resp.Header.Get("Etag") == "") {
+		f.settle(outRetry, nil) // nothing stored is named: ask again, unconditionally
+		return
+	}
+	if f.selected == nil {
+		f.varyMatched(vs, targets[0], resp.Header)
 		return
 	}
 	next := vs
@@ -216,6 +220,20 @@ func (f *flight) revalidated(resp *http.Response) {
 		return
 	}
 	f.entry = mine
+	f.settle(outEntry, nil)
+}
+
+// varyMatched handles a 304 to a Vary miss validated with the stored
+// entity tags (sections 4.3.1, 4.3.4): the origin names the stored
+// response that also suits this request, which is stored again under
+// this request's selection and served.
+func (f *flight) varyMatched(vs *variants, named *entry, h http.Header) {
+	c := f.c
+	u := freshen(named, h, f.times[0], f.times[1], &f.s, c.cfg.HeuristicMax)
+	u.vary = newVaryKey(named.vary.names, f.req.Header)
+	c.backend.save(f.ctx, f.key, vs.with(u, c.cfg.MaxVariants), storeTTL(u, &f.s))
+	c.stats.revalidated.Add(1)
+	f.entry = u
 	f.settle(outEntry, nil)
 }
 

@@ -17,7 +17,7 @@ func TestBytesStore(t *testing.T) {
 	defer s.Close()
 	h := newHarness(t, Config{Store: s})
 	h.o.handle(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.Header.Get("If-None-Match"), `"en"`) {
+		if tag := `"` + r.Header.Get("Accept-Language") + `"`; strings.Contains(r.Header.Get("If-None-Match"), tag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}

@@ -9,14 +9,33 @@ import (
 // hasValidator reports whether e can be revalidated (RFC 9111 4.3.1).
 func (e *entry) hasValidator() bool { return e.etag != "" || e.lastMod != "" }
 
+// canValidate reports whether a request can be sent conditionally: the
+// selected stored response has a validator or, with none selected (a
+// Vary miss), another stored response of the URI has an entity tag,
+// which a 304 can then pick (section 4.3.4).
+func canValidate(selected *entry, vs *variants) bool {
+	if selected != nil {
+		return selected.hasValidator()
+	}
+	if vs != nil {
+		for _, e := range vs.list {
+			if e.etag != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // conditionalRequest returns a clone of req asking the origin to
 // validate the stored responses (section 4.3.1): If-None-Match with the
 // entity tag of every stored response that has one (the selected one
 // first), and If-Modified-Since with the selected one's Last-Modified.
+// selected is nil on a Vary miss: the tags alone are sent.
 func conditionalRequest(req *http.Request, selected *entry, vs *variants) *http.Request {
 	out := req.Clone(req.Context())
 	var tags []string
-	if selected.etag != "" {
+	if selected != nil && selected.etag != "" {
 		tags = append(tags, selected.etag)
 	}
 	if vs != nil {
@@ -29,7 +48,7 @@ func conditionalRequest(req *http.Request, selected *entry, vs *variants) *http.
 	if len(tags) > 0 {
 		out.Header.Set("If-None-Match", strings.Join(tags, ", "))
 	}
-	if selected.lastMod != "" {
+	if selected != nil && selected.lastMod != "" {
 		out.Header.Set("If-Modified-Since", selected.lastMod)
 	}
 	return out

@@ -175,3 +175,28 @@ func TestConditionalIfModifiedSince(t *testing.T) {
 		})
 	}
 }
+
+// TestVaryMissValidation is RFC 9111 sections 4.3.1 and 4.3.4 on a Vary
+// miss: the request goes with every stored entity tag, and the 304 names
+// the stored response that also suits it, stored again for this request.
+func TestVaryMissValidation(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.o.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Encoding")
+		w.Header().Set("Etag", `"one"`)
+		if r.Header.Get("If-None-Match") == `"one"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Write([]byte("the same for everyone"))
+	})
+	h.get("/vm", "Accept-Encoding", "gzip")
+	r := h.get("/vm", "Accept-Encoding", "br")
+	if r.status != 200 || r.body != "the same for everyone" || !strings.Contains(r.header.Get("Cache-Status"), "fwd=vary-miss; fwd-status=304") {
+		t.Fatalf("4.3.4: got %d %q %v, want the stored body validated", r.status, r.body, r.header["Cache-Status"])
+	}
+	if r := h.get("/vm", "Accept-Encoding", "br"); h.o.hits.Load() != 2 || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Errorf("the validated response is stored for br too: origin hits %d, %v", h.o.hits.Load(), r.header["Cache-Status"])
+	}
+}
