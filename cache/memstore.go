@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
 	"sync/atomic"
 	"time"
@@ -124,7 +126,9 @@ type backend interface {
 }
 
 // bytesBackend adapts a Store of bytes (Redis) to a backend. An error is
-// a miss (or a lost write), never a failed call.
+// a miss (or a lost write), never a failed call. Keys are hashed: a URL's
+// query may hold a secret (an api_key), and a shared store's key space
+// is visible to whoever can list it.
 type bytesBackend struct {
 	s       Store
 	timeout time.Duration
@@ -141,7 +145,7 @@ func (b *bytesBackend) load(parent context.Context, key string) (*variants, bool
 	var data []byte
 	var ok bool
 	var err error
-	if recovered(func() { data, ok, err = b.s.Get(ctx, key) }) || err != nil {
+	if recovered(func() { data, ok, err = b.s.Get(ctx, hashKey(key)) }) || err != nil {
 		b.errors.Add(1)
 		return nil, false
 	}
@@ -159,7 +163,7 @@ func (b *bytesBackend) save(parent context.Context, key string, v *variants, ttl
 	}
 	ctx, cancel := b.ctx(parent)
 	defer cancel()
-	if recovered(func() { err = b.s.Set(ctx, key, data, ttl) }) || err != nil {
+	if recovered(func() { err = b.s.Set(ctx, hashKey(key), data, ttl) }) || err != nil {
 		b.errors.Add(1)
 	}
 }
@@ -168,7 +172,7 @@ func (b *bytesBackend) remove(parent context.Context, key string) {
 	ctx, cancel := b.ctx(parent)
 	defer cancel()
 	var err error
-	if recovered(func() { err = b.s.Delete(ctx, key) }) || err != nil {
+	if recovered(func() { err = b.s.Delete(ctx, hashKey(key)) }) || err != nil {
 		b.errors.Add(1)
 	}
 }
@@ -183,4 +187,11 @@ func recovered(f func()) (panicked bool) {
 	}()
 	f()
 	return false
+}
+
+// hashKey is the key a Store of bytes sees: "cache:" and the SHA-256 of
+// the primary key, in hex.
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "cache:" + hex.EncodeToString(sum[:])
 }

@@ -36,8 +36,13 @@ func TestBytesStore(t *testing.T) {
 	if r := h.get("/b", "Accept-Language", "en"); r.body != "in en" || r.header.Get("Age") != "0" {
 		t.Errorf("revalidated through bytes: %q Age %q", r.body, r.header.Get("Age"))
 	}
-	if n, ok, _ := s.Get(context.Background(), primaryKey(http.MethodGet, mustURL(t, h.o.srv.URL+"/b"))); !ok || len(n) == 0 {
-		t.Error("nothing stored as bytes under the primary key")
+	if n, ok, _ := s.Get(context.Background(), hashKey(primaryKey(http.MethodGet, mustURL(t, h.o.srv.URL+"/b")))); !ok || len(n) == 0 {
+		t.Error("nothing stored as bytes under the hashed primary key")
+	}
+	for k := range s.c.Keys() {
+		if strings.Contains(k, "127.0.0.1") {
+			t.Errorf("a Store of bytes sees the URL in key %q", k)
+		}
 	}
 	if st := h.c.Stats(); st.Hits != 1 || st.Revalidated != 1 || st.StoreErrors != 0 {
 		t.Errorf("Stats = %+v", st)
