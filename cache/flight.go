@@ -129,8 +129,9 @@ func (f *flight) run(next http.RoundTripper, timeout time.Duration) {
 	var resp *http.Response
 	var err error
 	if recovered(func() { resp, err = next.RoundTrip(f.out.WithContext(ctx)) }) {
-		err = errors.New("cache: the transport panicked")
+		resp, err = nil, errors.New("cache: the transport panicked")
 	}
+	resp, err = sane(resp, err)
 	f.times[1] = c.now()
 	switch {
 	case err != nil:

@@ -95,3 +95,39 @@ func TestStoreFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestBadTransport: a RoundTripper that returns nothing, a response
+// without header or body, or panics on the cache's goroutine, is an
+// error or a usable response, never a crash.
+func TestBadTransport(t *testing.T) {
+	for name, rt := range map[string]rtFunc{
+		"nothing":  func(*http.Request) (*http.Response, error) { return nil, nil },
+		"bare":     func(*http.Request) (*http.Response, error) { return &http.Response{StatusCode: 200}, nil },
+		"panics":   func(*http.Request) (*http.Response, error) { panic("boom") },
+		"resp+err": func(*http.Request) (*http.Response, error) { return &http.Response{StatusCode: 500}, errors.New("x") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			methods := []string{http.MethodGet, http.MethodPost}
+			if name == "panics" {
+				// On the caller's goroutine a panic goes up, as in net/http;
+				// on the cache's own (a GET's shared request) it is an error.
+				methods = methods[:1]
+			}
+			for _, m := range methods {
+				req, _ := http.NewRequest(m, "http://origin.test/x", nil)
+				resp, err := c.WrapCall(rt).RoundTrip(req)
+				if (resp == nil) == (err == nil) {
+					t.Errorf("%s: resp %v, err %v: want exactly one", m, resp, err)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -65,7 +66,7 @@ func (t *transport) forwardOther(req *http.Request, method string) (*http.Respon
 
 func (t *transport) forward(req *http.Request, st cacheStatus) (*http.Response, error) {
 	t.c.stats.bypassed.Add(1)
-	resp, err := t.next.RoundTrip(req)
+	resp, err := sane(t.next.RoundTrip(req))
 	if err == nil {
 		st.fwdStatus = resp.StatusCode
 		addStatus(resp.Header, t.c.cfg.Name, st)
@@ -194,4 +195,29 @@ func (t *transport) refresh(req *http.Request, key string, e *entry, vs *variant
 	c.flightsMu.Unlock()
 	c.stats.background.Add(1)
 	f.start(t.next, c.cfg.BackgroundTimeout, func() { <-c.bg })
+}
+
+// errNoResponse is what a RoundTripper that returned neither a response
+// nor an error is taken to have returned.
+var errNoResponse = errors.New("cache: the transport returned no response and no error")
+
+// sane makes a RoundTripper's answer safe to use: a response always has
+// a header and a body, or there is an error.
+func sane(resp *http.Response, err error) (*http.Response, error) {
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		return nil, err
+	}
+	if resp == nil {
+		return nil, errNoResponse
+	}
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	return resp, nil
 }
