@@ -309,3 +309,50 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// TestCoalescingFollowerDeadline: a follower reading a slow shared body
+// stops at its own deadline; the leader reads on to the end, and the
+// response is stored.
+func TestCoalescingFollowerDeadline(t *testing.T) {
+	h := newHarness(t, Config{})
+	release := make(chan struct{})
+	h.o.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "first half,")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "second half")
+	})
+	leader, err := h.client.Get(h.o.srv.URL + "/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.o.srv.URL+"/slow", nil)
+	follower, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(follower.Header.Get("Cache-Status"), "collapsed") {
+		t.Errorf("the follower did not share the request: %v", follower.Header["Cache-Status"])
+	}
+	_, err = io.ReadAll(follower.Body)
+	follower.Body.Close()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("follower read err = %v, want its own deadline", err)
+	}
+	close(release)
+	b, err := io.ReadAll(leader.Body)
+	if err != nil || string(b) != "first half,second half" {
+		t.Fatalf("leader got %q, %v", b, err)
+	}
+	if h.c.Stats().Stored != 1 || h.o.hits.Load() != 1 {
+		t.Errorf("stored %d, origin hits %d: want 1 and 1", h.c.Stats().Stored, h.o.hits.Load())
+	}
+}
