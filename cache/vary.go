@@ -52,6 +52,9 @@ func normalizedField(h http.Header, name string) string {
 	if !ok || len(v) == 0 {
 		return absent
 	}
+	if unorderedField(name) {
+		return normalizedSet(v)
+	}
 	if len(v) == 1 && clean(v[0]) {
 		return v[0]
 	}
@@ -132,4 +135,27 @@ func mergeNames(a, b []string) []string {
 	out := append(append(make([]string, 0, len(a)+len(b)), a...), b...)
 	sort.Strings(out)
 	return compactStrings(out)
+}
+
+// unorderedField names fields whose members are case-insensitive and
+// whose order carries no meaning (preference is in the q-values; RFC
+// 9110 12.4.2, 12.5.3, 12.5.4): section 4.1 lets a cache normalise them.
+func unorderedField(name string) bool {
+	return name == "Accept-Language" || name == "Accept-Encoding"
+}
+
+// normalizedSet is such a field's value: members lower-cased, spaces
+// dropped, sorted, joined by commas.
+func normalizedSet(lines []string) string {
+	var members []string
+	for _, line := range lines {
+		for _, m := range strings.Split(line, ",") {
+			m = strings.ToLower(strings.Join(strings.Fields(m), ""))
+			if m != "" {
+				members = append(members, m)
+			}
+		}
+	}
+	sort.Strings(members)
+	return strings.Join(members, ",")
 }

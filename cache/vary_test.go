@@ -29,6 +29,11 @@ func TestVary(t *testing.T) {
 		{"4.1: Vary: A, * never matches", []string{"A, *"}, []string{"A", "1"}, []string{"A", "1"}, false},
 		{"4.1: *, * on two lines never matches", []string{"*", "*"}, nil, nil, false},
 		{"4.1: an empty Vary member is ignored", []string{", A"}, []string{"A", "1"}, []string{"A", "1"}, true},
+		{"4.1: Accept-Language ignores case", []string{"Accept-Language"}, []string{"Accept-Language", "en, de"}, []string{"Accept-Language", "eN, De"}, true},
+		{"4.1: Accept-Language ignores order", []string{"Accept-Language"}, []string{"Accept-Language", "en, de;q=0.5"}, []string{"Accept-Language", "de;q=0.5,en"}, true},
+		{"4.1: Accept-Language keeps q-values apart", []string{"Accept-Language"}, []string{"Accept-Language", "en, de;q=0.5"}, []string{"Accept-Language", "en;q=0.5, de"}, false},
+		{"4.1: Accept-Encoding ignores order", []string{"Accept-Encoding"}, []string{"Accept-Encoding", "gzip, br"}, []string{"Accept-Encoding", "br,gzip"}, true},
+		{"4.1: other fields keep case", []string{"X-Case"}, []string{"X-Case", "a"}, []string{"X-Case", "A"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.rule, func(t *testing.T) {
