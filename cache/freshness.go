@@ -57,13 +57,17 @@ func headerDate(h http.Header, name string) (time.Time, bool) {
 }
 
 // ageValue reads the Age header (RFC 9111 section 5.1): the first member
-// of the first line, non-negative digits. Anything else is ignored (0).
+// of the first line, non-negative digits (a ";parameter" after them is
+// dropped). Anything else is ignored (0).
 func ageValue(h http.Header) time.Duration {
 	v := h["Age"]
 	if len(v) == 0 {
 		return 0
 	}
 	first, _ := nextMember(v[0])
+	if i := strings.IndexByte(first, ';'); i >= 0 {
+		first = first[:i] // a parameter does not make the number invalid
+	}
 	d := parseDelta(strings.TrimSpace(first), true)
 	if !d.set() {
 		return 0

@@ -101,6 +101,7 @@ func TestAgeCalculation(t *testing.T) {
 		{"5.1: past 2^31 counts as 2^31", t0, []string{"2147483649"}, t0, t0, maxDelta * time.Second},
 		{"5.1: the first member of the first line counts", t0, []string{"7200, 0"}, t0, t0, 7200 * time.Second},
 		{"5.1: later lines are ignored", t0, []string{"0", "7200"}, t0, t0, 0},
+		{"5.1: a parameter after the number is dropped", t0, []string{"7200;foo=bar"}, t0, t0, 7200 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.rule, func(t *testing.T) {
