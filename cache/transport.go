@@ -120,6 +120,9 @@ func (t *transport) lookup(req *http.Request, method string, s *settings) (*http
 	if e == nil {
 		c.stats.misses.Add(1)
 	}
+	if method == http.MethodHead && !callerConditional(req) {
+		return t.head(req, key, e, vs, fwd, &rcc, s)
+	}
 	if method == http.MethodHead || callerConditional(req) {
 		resp, err := t.forward(req, cacheStatus{fwd: fwd})
 		if err != nil && e != nil && staleIfErrorOK(e, age, &rcc, s) {
