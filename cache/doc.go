@@ -27,8 +27,10 @@
 //
 // Each rule lives in its own file: storable.go (section 3), freshness.go
 // (4.2), reuse.go (4.2.4, 5.2, RFC 5861), vary.go (4.1), validation.go
-// (4.3), invalidation.go (4.4), directives.go (5.2), status.go (RFC
-// 9211); flight.go coalesces and streams, transport.go puts it together.
+// (4.3), head.go (4.3.5), invalidation.go (4.4), directives.go (5.2),
+// serve.go (4, responses from the cache), status.go (RFC 9211);
+// flight.go and flight_stream.go coalesce and stream, transport.go and
+// fetch.go put it together.
 //
 // # Modes
 //
