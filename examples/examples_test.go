@@ -27,6 +27,11 @@ const runTimeout = 20 * time.Second
 // Every directory with a main.go must have an entry, so that a new
 // example is not silently left untested.
 var want = map[string][]string{
+	"cache_proxy": {
+		`(?m)^request 1: 200 OK "hello"  \[Cache-Status: connmgr; fwd=uri-miss; fwd-status=200; stored\]$`,
+		`(?m)^request 3: 200 OK "hello"  \[Cache-Status: connmgr; hit; ttl=\d+\]$`,
+		`(?m)^the origin saw 1 request\(s\); the cache counted 2 hits$`,
+	},
 	"ttl_cache": {
 		`(?m)^MISS GET /get\?param=value \(en\) -> \{"answer":1,"lang":"en"\}  \[Cache-Status: connmgr; fwd=uri-miss; fwd-status=200; stored\]$`,
 		`(?m)^HIT  GET /get\?param=value \(en\) -> \{"answer":1,"lang":"en"\}  \[Cache-Status: connmgr; hit; ttl=59\d\]$`,
