@@ -177,7 +177,11 @@ func (a *attempt) pick() error {
 			return ErrNoHealthyUpstream
 		}
 		a.up, a.picked, a.pickDone = res.Upstream, true, res.Done
-		c.tried = append(c.tried, res.Upstream)
+		if c.lb == nil {
+			c.lb = &callLB{}
+			c.lb.tried = c.lb.buf[:0]
+		}
+		c.lb.tried = append(c.lb.tried, res.Upstream)
 		return nil
 	}
 	if c.ep.breakers != nil {
@@ -188,7 +192,7 @@ func (a *attempt) pick() error {
 
 func (a *attempt) callPicker(p Picker) (res PickResult, err error) {
 	defer a.c.m.recovered("Picker", a.c.ep.key, &err)
-	return p.Pick(PickInfo{Request: a.target(), Endpoint: a.c.ep.key, Tried: a.c.tried})
+	return p.Pick(PickInfo{Request: a.target(), Endpoint: a.c.ep.key, Tried: a.c.lb.triedList()})
 }
 
 // allowBreaker takes the permit of a closed built-in breaker, or asks a
@@ -274,7 +278,9 @@ func (a *attempt) refused(reason Refusal, err error) (verdict, bool) {
 		if fb := m.fallbackFor(ep, int(c.hops)); fb != nil {
 			if fbBody, ok := bodyForFallback(a.body, c.getBody, a.hooked != nil); ok {
 				c.finished.Store(true) // toFallback releases the call
-				return final(m.toFallback(ep, fb, c.req, fbBody, c.getBody, int(c.hops), err, m.release)), true
+				resp, ferr := m.toFallback(ep, fb, c.req, fbBody, c.getBody, int(c.hops), err, m.release)
+				c.end(resp, ferr, true) // the fallback endpoint's call is observed on its own
+				return final(resp, ferr), true
 			}
 		}
 	}

@@ -34,18 +34,25 @@ func (a *attempt) prepare() {
 		parent = a.hooked.Context()
 	}
 	actx := a.attemptContext(parent)
+	if a.picked && a.up.load.tlsName != "" {
+		// The name the upstream's certificate must carry (see serverNameKey).
+		actx = context.WithValue(actx, serverNameKey{}, a.up.load.tlsName)
+	}
 	if a.hooked != nil {
 		a.req = a.hooked.WithContext(actx)
 	} else {
 		a.req = c.plainRequest(actx, a.body)
 	}
 	if a.picked && a.up.URL != nil {
-		u := *a.req.URL
+		u := c.lb.url(a.n)
+		*u = *a.req.URL
 		u.Scheme, u.Host = a.up.URL.Scheme, a.up.URL.Host
 		if u.Scheme == "" {
 			u.Scheme = a.req.URL.Scheme
 		}
-		a.req.URL, a.req.Host = &u, ""
+		// The Host header is the upstream's, or for a discovered
+		// address the logical host it serves.
+		a.req.URL, a.req.Host = u, a.up.load.host
 	}
 }
 
@@ -79,10 +86,11 @@ func (c *call) plainRequest(actx context.Context, body io.ReadCloser) *http.Requ
 	req, ep := c.req, c.ep
 	r := req.WithContext(actx)
 	r.Body, r.GetBody = body, c.getBody
-	hooksSee := !c.chain.empty()
+	// Hooks and observers (trace context) may change the header in
+	// place: then the attempt gets a deep copy.
+	hooksSee := !c.chain.empty() || c.obs != nil
 	switch {
 	case hooksSee:
-		// Hooks may change the header in place: a deep copy.
 		r.Header = req.Header.Clone()
 		if r.Header == nil {
 			r.Header = make(http.Header, len(ep.setHeaders))

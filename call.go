@@ -54,7 +54,10 @@ type call struct {
 	values map[string]any
 	hookMu *sync.Mutex
 
-	tried []*Upstream // picked upstreams, for PickInfo.Tried
+	// lb holds what a load-balanced call keeps across attempts (the
+	// upstreams tried, the first attempt's URL), made at its first pick:
+	// one allocation per balanced call, none for the others.
+	lb *callLB
 
 	// The body of the response the call returns (see wrapBody): what
 	// ending the last attempt needs once the caller is done with it.
@@ -79,6 +82,9 @@ func (m *Manager) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := checkURL(req.URL); err != nil {
 		closeRequestBody(req.Body)
 		return nil, &Error{Endpoint: ep.key, Method: methodOrGet(req.Method), URL: m.redact.Load().URL(req.URL), Err: err}
+	}
+	if req.Response != nil {
+		req = redirectHop(req) // a redirect net/http follows: no secrets in Referer to another origin
 	}
 	if rt := m.wrapped(ep); rt != nil {
 		return rt.RoundTrip(req)
@@ -281,7 +287,7 @@ func (c *call) answer(a *attempt, areq *http.Request, resp *http.Response, fallb
 		resp = r
 	}
 	ep := c.ep
-	failed := fallback || resp.StatusCode >= 500 || ep.retry.retryOn.has(resp.StatusCode)
+	failed := fallback || isServerError(resp.StatusCode) || ep.retry.retryOn.has(resp.StatusCode)
 	ep.stats.record(resp.StatusCode, failed, elapsed)
 	if resp.Body == nil {
 		resp.Body = http.NoBody

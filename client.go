@@ -91,12 +91,18 @@ type options struct {
 
 	clock          func() time.Time // tests only: see withClock
 	stateListeners []func(StateChange)
-	keyFuncs       map[string]KeyFunc // by lower-cased endpoint key
+	keyFuncs       map[string]KeyFunc // by endpoint key (normalised by New)
+	// endpointKeys lists the endpoints the options keyed by endpoint
+	// name; keysResolved is set once New has normalised them
+	// (endpoint_keys.go).
+	endpointKeys []endpointKeyRef
+	keysResolved bool
 
 	// Extension points (observer.go, balancer.go, store.go,
 	// middleware.go, breaker_plug.go, retry_policy.go).
 	observers           []Observer
 	balancers           map[string]BalancerBuilder
+	resolver            Resolver // WithResolver: dns:/// upstreams
 	rateStore           RateLimitStore
 	breakerStore        BreakerStore
 	middleware          []Middleware
@@ -106,6 +112,8 @@ type options struct {
 	endpointRetryPolicy map[string]RetryPolicy
 	backoff             BackoffFunc
 	endpointBackoff     map[string]BackoffFunc
+
+	telemetry telemetryOptions // OpenTelemetry, status window: otel_options.go
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.
@@ -161,7 +169,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if m.opts.clock != nil {
 		m.now, m.realClock = m.opts.clock, false
 	}
-	m.client = &http.Client{Transport: m}
+	m.client = &http.Client{Transport: m, CheckRedirect: CheckRedirect}
 	m.events = &dispatcher{deliver: m.deliverStateChange}
 	m.observers = m.opts.observers
 	m.id = newManagerID()
@@ -187,6 +195,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	m.redact.Store(cc.redactor)
 	m.table.Store(table)
+	m.setupTelemetry()
 	return m, nil
 }
 
@@ -212,6 +221,7 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	}
 	m.redact.Store(cc.redactor)
 	m.table.Store(table)
+	stopLB(old, table)
 	// Pools of endpoints that were replaced serve only the calls still in
 	// flight; drop their idle connections now, again once those calls are
 	// surely over, and on Close.
@@ -302,11 +312,13 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 		if err != nil {
 			return nil, err
 		}
+		m.startLB(ep, prev)
 		created = append(created, ep)
 		return ep, nil
 	}
 	fail := func(err error) (*endpointTable, error) {
 		for _, ep := range created {
+			ep.lb.stop()
 			if pool := ep.pool(); pool != nil {
 				pool.CloseIdleConnections()
 			}
@@ -369,7 +381,7 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 	if s := m.stats[key]; s != nil {
 		ep.stats = s
 	} else {
-		ep.stats = &endpointStats{}
+		ep.stats = &endpointStats{now: m.clockNow}
 		m.stats[key] = ep.stats
 	}
 	ep.m = m
@@ -415,10 +427,11 @@ func (t *endpointTable) endpoints() []*endpoint {
 
 // Client returns a new *http.Client whose Transport is the Manager, for
 // libraries that take one. Redirects it follows go through the pipeline
-// hop by hop. Each call returns a new Client, so setting its fields does
+// hop by hop, under CheckRedirect (no query in a Referer sent to another
+// host). Each call returns a new Client, so setting its fields does
 // not affect others.
 func (m *Manager) Client() *http.Client {
-	return &http.Client{Transport: m}
+	return &http.Client{Transport: m, CheckRedirect: CheckRedirect}
 }
 
 // Do sends req through the pipeline and follows redirects, as
@@ -685,10 +698,14 @@ func (m *Manager) Close() error {
 			m.closePlugin(p)
 		}
 		m.stopWatch()
+		m.reloadMu.Lock() // no reload may start upstreams after this
+		stopLB(m.table.Load(), nil)
+		m.reloadMu.Unlock()
 		if m.fleet != nil {
 			m.fleet.close()
 		}
 		m.CloseIdleConnections()
+		m.opts.telemetry.close()
 	})
 	return nil
 }

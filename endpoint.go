@@ -56,6 +56,36 @@ type EndpointConfig struct {
 	// query unchanged. Fallbacks may chain; cycles are rejected. Default
 	// none; Default cannot have one.
 	Fallback string `yaml:"fallback,omitempty" json:"fallback,omitempty"`
+
+	// Upstreams makes the key a logical service: a request whose host is
+	// the key ("http://payments/v1/x") goes to one of these, chosen by
+	// Balancer. Default none (requests go to the host they name); Default
+	// cannot have any. See UpstreamConfig for DNS discovery.
+	Upstreams []UpstreamConfig `yaml:"upstreams,omitempty" json:"upstreams,omitempty"`
+	// Balancer chooses among Upstreams: round_robin, weighted_round_robin,
+	// random, least_request, p2c_ewma, consistent_hash, or a name
+	// registered with WithBalancer. Default round_robin.
+	Balancer string `yaml:"balancer,omitempty" json:"balancer,omitempty"`
+	// HashKey is what consistent_hash hashes: "header:X-User-ID",
+	// "cookie:session", "query:user" or "path". Default path.
+	HashKey string `yaml:"hash_key,omitempty" json:"hash_key,omitempty"`
+	// HealthCheck probes every upstream in the background. Off unless a
+	// path is set.
+	HealthCheck HealthCheckConfig `yaml:"health_check,omitempty" json:"health_check,omitempty"`
+	// OutlierDetection ejects upstreams that keep failing. On by default
+	// for endpoints with upstreams.
+	OutlierDetection OutlierConfig `yaml:"outlier_detection,omitempty" json:"outlier_detection,omitempty"`
+	// PanicThreshold is the percentage of usable (healthy, not ejected)
+	// upstreams below which the balancer uses all of them, as Envoy's
+	// panic mode: better some errors than none served. 0 inherits;
+	// default 50; negative never panics.
+	PanicThreshold int `yaml:"panic_threshold,omitempty" json:"panic_threshold,omitempty"`
+	// SlowStart ramps the share of an upstream that returns (from
+	// ejection, ill health, or discovery) from 10% to its full share over
+	// this window. 0 inherits; default off; negative means off.
+	SlowStart time.Duration `yaml:"slow_start,omitempty" json:"slow_start,omitempty"`
+	// Discovery sets how often dns:/// upstreams are resolved again.
+	Discovery DiscoveryConfig `yaml:"discovery,omitempty" json:"discovery,omitempty"`
 	// Cache holds this endpoint's settings for the HTTP cache plugin
 	// (package cache); it does nothing without one. See CacheConfig.
 	Cache CacheConfig `yaml:"cache,omitempty" json:"cache,omitempty"`
@@ -130,6 +160,13 @@ func builtinDefaults() EndpointConfig {
 		TLS:            tlsDefaults(),
 		RateLimit:      rateLimitDefaults(),
 		CircuitBreaker: breakerDefaults(),
+
+		Balancer:         BalancerRoundRobin,
+		HashKey:          "path",
+		HealthCheck:      healthCheckDefaults(),
+		OutlierDetection: outlierDefaults(),
+		PanicThreshold:   50,
+		Discovery:        DiscoveryConfig{Refresh: 30 * time.Second},
 	}
 }
 

@@ -48,6 +48,9 @@ type endpoint struct {
 	// picker, when set, chooses each attempt's upstream (load balancing
 	// plugs in here); nil: the upstream is the request's host.
 	picker atomic.Pointer[pickerSlot]
+	// lb is the load balancing of an endpoint with upstreams (nil
+	// without): its upstream set is the picker.
+	lb *balanced
 	// retryPolicy and backoffFunc replace retry_on and full jitter (nil: the config's).
 	retryPolicy RetryPolicy
 	backoffFunc BackoffFunc
@@ -189,11 +192,7 @@ func validateEndpoint(p *problems, path string, c EndpointConfig) {
 	nonNegative(p, rp+".initial_backoff", r.InitialBackoff)
 	nonNegative(p, rp+".max_backoff", r.MaxBackoff)
 	nonNegative(p, rp+".max_retry_after", r.MaxRetryAfter)
-	for i, s := range r.RetryOn {
-		if s < 100 || s > 599 {
-			p.add(fmt.Sprintf("%s.retry_on[%d]", rp, i), "must be an HTTP status 100..599, got %d", s)
-		}
-	}
+	checkStatuses(p, rp+".retry_on", r.RetryOn)
 	if r.Budget.Ratio < 0 {
 		p.add(rp+".budget.ratio", "must be >= 0, got %g", r.Budget.Ratio)
 	}
@@ -249,6 +248,8 @@ func validateEndpoint(p *problems, path string, c EndpointConfig) {
 	validateRateLimit(p, path+".rate_limit", c.RateLimit)
 	validateBreaker(p, path+".circuit_breaker", c.CircuitBreaker)
 	validateCache(p, path+".cache", c.Cache)
+
+	validateUpstreams(p, path, c, path == defaultKey)
 	nonNegative(p, path+".max_queue_wait", c.MaxQueueWait)
 }
 

@@ -20,6 +20,9 @@ type Stats struct {
 	// Plugins holds the numbers of each plugin that reports some (a
 	// StatsPlugin, such as the cache), by plugin name.
 	Plugins map[string]any `json:"plugins,omitempty"`
+
+	// Started is when the Manager was created.
+	Started time.Time `json:"started"`
 }
 
 // EndpointStats are the numbers for one endpoint since the Manager
@@ -61,6 +64,11 @@ type EndpointStats struct {
 	RateLimit *RateLimitStats `json:"rate_limit,omitempty"`
 	// Concurrency describes the concurrency cap; nil when there is none.
 	Concurrency *ConcurrencyStats `json:"concurrency,omitempty"`
+	// Upstreams has each upstream's share of the traffic, health and
+	// ejections, in config order; nil for an endpoint without upstreams.
+	Upstreams []UpstreamStats `json:"upstreams,omitempty"`
+	// Window has the numbers of the last minute; nil before the first call.
+	Window *WindowStats `json:"last_minute,omitempty"`
 }
 
 // endpointStats holds an endpoint's counters: fixed memory, updated with
@@ -73,6 +81,10 @@ type endpointStats struct {
 	inFlight                                                            atomic.Int64
 	dist                                                                atomic.Pointer[callDistribution]
 	tls                                                                 tlsCounters
+	// win is the last minute (stats_window.go), made on first use; now is
+	// the Manager's clock for it.
+	win atomic.Pointer[callWindow]
+	now func() time.Time
 }
 
 func (s *endpointStats) snapshot() EndpointStats {
@@ -114,6 +126,9 @@ func (s *endpointStats) record(status int, failed bool, d time.Duration) {
 		dist.statusCodes[status].Add(1)
 	}
 	dist.latency.observe(d)
+	if s.now != nil {
+		s.recordWindow(s.now(), failed, d)
+	}
 }
 
 // callDistribution is what endpointStats makes on first use.
@@ -216,6 +231,8 @@ func (m *Manager) Stats() Stats {
 	s.Endpoints[defaultKey] = t.def.snapshot(now)
 	s.Reload = m.reloadStats()
 	s.Plugins = m.pluginStats(m.chain.Load().plugins)
+
+	m.fillWindows(&s, t, now)
 	return s
 }
 
@@ -234,5 +251,6 @@ func (ep *endpoint) snapshot(now time.Time) EndpointStats {
 		cs := ep.bulkhead.snapshot()
 		s.Concurrency = &cs
 	}
+	s.Upstreams = ep.upstreamStats()
 	return s
 }

@@ -165,6 +165,24 @@ var want = map[string][]string{
 		`(?m)^  \[[^]]+\] GET /hang: abandoned \(context canceled\)\n(?s:.*)GET /hang: abandoned \(context canceled\)`,
 		`(?m)^  in flight now: 0\n(?s:.*)^  in flight now: 0$`,
 	},
+	"lb_round_robin": {
+		`(?m)^Request 0: 200 "data from api1", sent to api1 as /data/0 \(the caller's URL is still http://api/data/0\)$`,
+		`(?m)^Request 1: 200 "data from api2", sent to api2 as /data/1 `,
+		`(?m)^Request 2: 200 "data from api3", sent to api3 as /data/2 `,
+		`(?m)^Request 3: 200 "data from api1", sent to api1 as /data/3 `,
+		`(?m)^Request 6: 200 "data from api4", sent to api4 as /data/6 `,
+		`(?m)^api1: 3 attempts, 0 failed$`,
+		`(?m)^api4: 2 attempts, 1 failed$`,
+	},
+	"lb_health_aware": {
+		`api2 reports itself unhealthy:\n  api1: healthy\n  api2: unhealthy \(status 503\)\n  api3: healthy\n  30 calls went to \[api1 api3\]\n`,
+		`(?m)^  endpoint unhealthy, panic mode true\n  30 calls went to \[api1 api2 api3\]$`,
+		`all recover:\n  api1: healthy\n  api2: healthy\n  api3: healthy\n  30 calls went to \[api1 api2 api3\]\n`,
+	},
+	"health_monitor": {
+		`after the first round of checks:\n  auth-service: healthy \(2 of 2 upstreams usable\)\n    auth-1: healthy\n    auth-2: healthy\n  payment-service: degraded \(2 of 2 upstreams usable\)\n    pay-1: healthy\n    pay-2: degraded, last error: status 500\n  overall: degraded\n`,
+		`after the second round:\n(?:.*\n){3}  payment-service: degraded \(1 of 2 upstreams usable\)\n    pay-1: healthy\n    pay-2: unhealthy, last error: status 500\n  overall: degraded\n`,
+	},
 	"performance_metrics": {
 		`(?m)^120 calls in [\d.]+m?s, \d+ ended in an error`,
 		`(?m)^catalog +60 +0 +0\.0% +0 +[\d.]+ms +[\d.]+ms +[\d.]+ms +200=54 404=6 +closed, opened 0 times$`,
@@ -174,6 +192,26 @@ var want = map[string][]string{
 		`"status_codes": \{\s+"200": 54,\s+"404": 6\s+\}`,
 		`"pricing": \{\s+"host": "127\.0\.0\.1:\d+",\s+"request_count": 60,`,
 		`(?m)^stats server stopped$`,
+	},
+	"tracing": {
+		`(?m)^call 1: 200 OK \{"order":42\}$`,
+		`(?m)^call 2: refused by the open breaker: true$`,
+		`(?m)^  attempt 3 traceparent 00-[0-9a-f]{32}-[0-9a-f]{16}-01$`,
+		`(?m)^    connmgr GET \(internal\) span [0-9a-f]{16}: http\.response\.status_code=200 connmgr\.outcome=success url\.full=http://127\.0\.0\.1:\d+/v1/orders/42\?session=REDACTED event connmgr\.backoff\(status\) event connmgr\.backoff\(status\)$`,
+		`(?m)^      GET \(client\) span [0-9a-f]{16}: connmgr\.attempt=1 http\.response\.status_code=503 error\.type=503 `,
+		`(?m)^      GET \(client\) span [0-9a-f]{16}: connmgr\.attempt=3 http\.request\.resend_count=2 http\.response\.status_code=200 `,
+		`(?m)^    connmgr GET \(internal\) span [0-9a-f]{16}: error\.type=circuit_open connmgr\.outcome=refused connmgr\.refusal\.reason=circuit_open .*event connmgr\.refused\(circuit_open\)$`,
+		`"Name": "connmgr GET",`,
+		`"Key": "http\.request\.resend_count",`,
+	},
+	"prometheus_metrics": {
+		`(?m)^GET http://127\.0\.0\.1:PORT/metrics: 200 OK$`,
+		`(?m)^connmgr_client_breaker_state\{connmgr_endpoint="FAILING",connmgr_upstream="FAILING"\} 2$`,
+		`(?m)^connmgr_client_calls_total\{connmgr_endpoint="HEALTHY",connmgr_outcome="success"\} 20$`,
+		`(?m)^connmgr_client_refusals_total\{connmgr_endpoint="FAILING",connmgr_refusal_reason="circuit_open"\} 4$`,
+		`(?m)^http_client_request_duration_seconds_count\{connmgr_endpoint="HEALTHY",http_request_method="GET",http_response_status_code="200",server_address="127\.0\.0\.1",server_port="HEALTHY_PORT"\} 20$`,
+		`(?m)^  healthy  20 attempts,  0 failed, mean [\d.]+ms; calls success=20$`,
+		`(?m)^  failing   4 attempts,  4 failed, mean [\d.]+ms; calls failure=2 refused=4$`,
 	},
 }
 

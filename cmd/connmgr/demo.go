@@ -27,6 +27,7 @@ type demoOptions struct {
 	seed     uint64
 	verbose  bool
 	config   string // a config file to run instead of the built-in policy
+	status   string // serve the status page on this address (demo_status.go)
 }
 
 // drainTimeout bounds how long the demo waits for calls in flight once
@@ -42,10 +43,11 @@ Starts five local upstreams that misbehave in different ways (503s,
 answers slower than the per-try timeout, 429 with Retry-After, reset
 connections), sends them traffic through one connmgr.Manager, and prints
 what happens each second: calls, retries, fallbacks, latency. It ends with
-the Manager's Stats and what they mean, then three short scenes: a circuit
-breaker opening and recovering, a rate limiter waiting and rejecting, and
-an HTTP cache (hits, revalidations, stale answers while the upstream is
-down).
+the Manager's Stats and what they mean, then four short scenes: a circuit
+breaker opening and recovering, a rate limiter waiting and rejecting,
+five upstreams behind one logical endpoint while one dies and another
+turns slow, and an HTTP cache (hits, revalidations, stale answers while
+the upstream is down).
 Ctrl-C stops it early, cleanly.
 
 The upstreams' faults depend only on --seed, so a seed replays the same
@@ -84,6 +86,7 @@ func parseDemoFlags(args []string, stdout, stderr io.Writer) (opts demoOptions, 
 	fs.Uint64Var(&opts.seed, "seed", 1, "seed for the upstreams' faults and the workers' pacing")
 	fs.BoolVar(&opts.verbose, "verbose", false, "log each retry (connmgr's slog debug output) to stderr")
 	fs.StringVar(&opts.config, "config", "", "run the policy in this config file (.yaml or .json) instead of the demo's")
+	fs.StringVar(&opts.status, "status", "", "serve the status page on this address while the demo runs, such as 127.0.0.1:8081")
 
 	err := fs.Parse(args)
 	switch {
@@ -102,6 +105,8 @@ func parseDemoFlags(args []string, stdout, stderr io.Writer) (opts demoOptions, 
 		problem = fmt.Sprintf("--duration must be > 0, got %v", opts.duration)
 	case opts.workers < 1 || opts.workers > 256:
 		problem = fmt.Sprintf("--workers must be between 1 and 256, got %d", opts.workers)
+	case opts.status != "" && checkStatusAddr(opts.status) != nil:
+		problem = checkStatusAddr(opts.status).Error()
 	}
 	if problem != "" {
 		fmt.Fprintf(stderr, "connmgr demo: %s\n\n", problem)
@@ -175,6 +180,13 @@ func demoMain(ctx context.Context, stopSignals func(), opts demoOptions, stdout,
 		return err
 	}
 	defer d.m.Close()
+	if opts.status != "" {
+		stopStatus, err := startStatusPage(opts.status, d.m, d.con)
+		if err != nil {
+			return err
+		}
+		defer stopStatus()
+	}
 
 	h := &hooks{con: d.con, byKey: make(map[string]*upstream, len(d.ups))}
 	for _, u := range d.ups {
@@ -229,9 +241,10 @@ func demoMain(ctx context.Context, stopSignals func(), opts demoOptions, stdout,
 	if shutdownErr != nil {
 		d.con.printf("shutdown: %v\n", shutdownErr)
 	}
-	// Short scenes, each with an upstream of its own: a breaker opening
-	// and recovering, a rate limiter waiting and rejecting, an HTTP cache.
-	for _, scene := range []func(context.Context, io.Writer) error{demoBreakerScene, demoLimiterScene, demoCacheScene} {
+	// Four short scenes, each with upstreams of its own: a breaker
+	// opening and recovering, a rate limiter waiting and rejecting, load
+	// balancing around a dead and a slow upstream, an HTTP cache.
+	for _, scene := range []func(context.Context, io.Writer) error{demoBreakerScene, demoLimiterScene, demoLBScene, demoCacheScene} {
 		if ctx.Err() != nil {
 			break
 		}
