@@ -86,6 +86,9 @@ type EndpointConfig struct {
 	SlowStart time.Duration `yaml:"slow_start,omitempty" json:"slow_start,omitempty"`
 	// Discovery sets how often dns:/// upstreams are resolved again.
 	Discovery DiscoveryConfig `yaml:"discovery,omitempty" json:"discovery,omitempty"`
+	// Cache holds this endpoint's settings for the HTTP cache plugin
+	// (package cache); it does nothing without one. See CacheConfig.
+	Cache CacheConfig `yaml:"cache,omitempty" json:"cache,omitempty"`
 }
 
 // AuthConfig adds one kind of credential to each request. Set at most one

@@ -247,6 +247,8 @@ func validateEndpoint(p *problems, path string, c EndpointConfig) {
 	validateTLS(p, path+".tls", c.TLS)
 	validateRateLimit(p, path+".rate_limit", c.RateLimit)
 	validateBreaker(p, path+".circuit_breaker", c.CircuitBreaker)
+	validateCache(p, path+".cache", c.Cache)
+
 	validateUpstreams(p, path, c, path == defaultKey)
 	nonNegative(p, path+".max_queue_wait", c.MaxQueueWait)
 }

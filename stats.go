@@ -17,6 +17,10 @@ type Stats struct {
 	Endpoints map[string]EndpointStats `json:"endpoints"`
 	// Reload counts config reloads, from Reload and from Watch.
 	Reload ReloadStats `json:"reload"`
+	// Plugins holds the numbers of each plugin that reports some (a
+	// StatsPlugin, such as the cache), by plugin name.
+	Plugins map[string]any `json:"plugins,omitempty"`
+
 	// Started is when the Manager was created.
 	Started time.Time `json:"started"`
 }
@@ -226,6 +230,8 @@ func (m *Manager) Stats() Stats {
 	}
 	s.Endpoints[defaultKey] = t.def.snapshot(now)
 	s.Reload = m.reloadStats()
+	s.Plugins = m.pluginStats(m.chain.Load().plugins)
+
 	m.fillWindows(&s, t, now)
 	return s
 }

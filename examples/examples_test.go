@@ -27,6 +27,27 @@ const runTimeout = 20 * time.Second
 // Every directory with a main.go must have an entry, so that a new
 // example is not silently left untested.
 var want = map[string][]string{
+	"cache_proxy": {
+		`(?m)^request 1: 200 OK "hello"  \[Cache-Status: connmgr; fwd=uri-miss; fwd-status=200; stored\]$`,
+		`(?m)^request 3: 200 OK "hello"  \[Cache-Status: connmgr; hit; ttl=\d+\]$`,
+		`(?m)^the origin saw 1 request\(s\); the cache counted 2 hits$`,
+	},
+	"ttl_cache": {
+		`(?m)^MISS GET /get\?param=value \(en\) -> \{"answer":1,"lang":"en"\}  \[Cache-Status: connmgr; fwd=uri-miss; fwd-status=200; stored\]$`,
+		`(?m)^HIT  GET /get\?param=value \(en\) -> \{"answer":1,"lang":"en"\}  \[Cache-Status: connmgr; hit; ttl=59\d\]$`,
+		`(?m)^MISS GET /get\?param=value \(fr\) -> \{"answer":2,"lang":"fr"\}  \[Cache-Status: connmgr; fwd=vary-miss`,
+		`(?m)^HIT  GET /get\?param=value \(fr\) -> \{"answer":2,"lang":"fr"\}`,
+		`(?m)^the API saw 4 requests for 6 calls; hits 2, misses 4, stored 2$`,
+		`(?m)^Manager.Stats\(\).Plugins\["cache"\] has the same numbers: true$`,
+	},
+	"cache_stale_if_error": {
+		`(?m)^call 1: 200 \{"price":42\}  \[Cache-Status: connmgr; fwd=uri-miss; fwd-status=200; stored\]$`,
+		`(?m)^call 2: 200 \{"price":42\}  \[Cache-Status: connmgr; hit; ttl=0\]$`,
+		`(?m)^call 3: 200 \{"price":42\}  \[Cache-Status: connmgr; fwd=stale; fwd-status=503; ttl=-\d+; detail=stale-if-error\]$`,
+		`(?m)^call 6: 200 \{"price":42\}  \[Cache-Status: connmgr; fwd=stale; ttl=-\d+; detail=stale-if-error\]$`,
+		`(?m)^breaker open; the upstream saw 3 requests for 6 calls$`,
+		`(?m)^cache: 1 hit, 1 miss, 4 stale-if-error$`,
+	},
 	"quickstart": {
 		`(?m)^200 OK hello, world \(the upstream saw 2 requests\)$`,
 		`"retries": 1,`,
