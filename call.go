@@ -84,7 +84,7 @@ func (m *Manager) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = redirectHop(req) // a redirect net/http follows: no secrets in Referer to another origin
 	}
 	if rt := m.wrapped(ep); rt != nil {
-		return rt.RoundTrip(req)
+		return m.middlewareRoundTrip(ep, rt, req)
 	}
 	return m.startCall(ep, req, 0)
 }
