@@ -390,6 +390,10 @@ func (c *call) refusalHooks(n int, req *http.Request, refusal error) (*http.Resp
 	if len(c.chain.errors) == 0 {
 		return nil, nil
 	}
+	if req == c.req {
+		// No request hook made a clone: hooks never see the caller's own.
+		req = req.Clone(c.ctx)
+	}
 	c.hookMu.Lock()
 	defer c.hookMu.Unlock()
 	ec := &ErrorContext{Request: req, Err: refusal, Endpoint: c.ep.key, Attempt: n, Values: c.values}
