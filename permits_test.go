@@ -1,0 +1,196 @@
+package connmgr
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// panickyObserver panics in every method while armed.
+type panickyObserver struct{ armed *atomic.Bool }
+
+func (o panickyObserver) boom() {
+	if o.armed.Load() {
+		panic(errors.New("observer"))
+	}
+}
+func (o panickyObserver) StartCall(*CallEvent) CallObserver { o.boom(); return panickyCall(o) }
+
+type panickyCall panickyObserver
+type panickyAttempt panickyObserver
+
+func (o panickyCall) Refused(RefusalEvent) { panickyObserver(o).boom() }
+func (o panickyCall) AttemptStart(*AttemptEvent) AttemptObserver {
+	panickyObserver(o).boom()
+	return panickyAttempt(o)
+}
+func (o panickyCall) Retry(RetryEvent)        { panickyObserver(o).boom() }
+func (o panickyCall) End(CallEndEvent)        { panickyObserver(o).boom() }
+func (o panickyAttempt) Headers(HeadersEvent) { panickyObserver(o).boom() }
+func (o panickyAttempt) End(AttemptEndEvent)  { panickyObserver(o).boom() }
+
+// TestHalfOpenProbeNeverSticks opens a breaker, lets it go half-open with
+// one probe, sends the probe through a path where user code misbehaves
+// (a panic in each kind of callback, a cancel while waiting), then checks
+// that the breaker still admits a clean call that closes it, and that the
+// call's slots are free.
+func TestHalfOpenProbeNeverSticks(t *testing.T) {
+	type env struct {
+		armed  *atomic.Bool
+		status *atomic.Int32 // the transport's answer; 0: an error
+	}
+	cases := []struct {
+		name   string
+		status int32 // what the transport answers to the probe
+		opts   func(e env) []Option
+		setup  func(e env, m *Manager)
+		probe  func(t *testing.T, m *Manager)
+	}{
+		{name: "response hook panics", status: 200, setup: func(e env, m *Manager) {
+			m.OnResponse(func(*ResponseContext) error {
+				if e.armed.Load() {
+					panic("response hook")
+				}
+				return nil
+			})
+		}},
+		{name: "error hook panics", status: 503, setup: func(e env, m *Manager) {
+			m.OnError(func(*ErrorContext) error {
+				if e.armed.Load() {
+					panic("error hook")
+				}
+				return nil
+			})
+		}},
+		{name: "request hook panics", status: 200, setup: func(e env, m *Manager) {
+			m.OnRequest(func(*RequestContext) error {
+				if e.armed.Load() {
+					panic("request hook")
+				}
+				return nil
+			})
+		}},
+		{name: "observer panics everywhere", status: 503, opts: func(e env) []Option {
+			return []Option{WithObserver(panickyObserver{armed: e.armed})}
+		}},
+		{name: "retry policy panics", status: 503, opts: func(e env) []Option {
+			return []Option{WithRetryPolicy(func(context.Context, *http.Response, error) (bool, error) {
+				if e.armed.Load() {
+					panic("policy")
+				}
+				return true, nil
+			})}
+		}},
+		{name: "backoff panics", status: 503, opts: func(e env) []Option {
+			return []Option{WithBackoff(func(_, _ time.Duration, _ int, _ *http.Response) time.Duration {
+				if e.armed.Load() {
+					panic("backoff")
+				}
+				return 0
+			})}
+		}},
+		{name: "middleware panics after the call", status: 200, opts: func(e env) []Option {
+			return []Option{WithMiddleware(func(next http.RoundTripper) http.RoundTripper {
+				return RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+					resp, err := next.RoundTrip(r)
+					if e.armed.Load() {
+						if err == nil {
+							_ = resp.Body.Close()
+						}
+						panic("middleware")
+					}
+					return resp, err
+				})
+			})}
+		}},
+		{name: "listener panics", status: 200, opts: func(e env) []Option {
+			return []Option{WithStateListener(func(StateChange) {
+				if e.armed.Load() {
+					panic("listener")
+				}
+			})}
+		}},
+		{name: "caller cancels during the body read", status: 200, probe: func(t *testing.T, m *Manager) {
+			ctx, cancel := context.WithCancel(context.Background())
+			resp, err := m.Get(ctx, "http://x.test/")
+			require.NoError(t, err)
+			cancel()
+			_ = resp.Body.Close()
+		}},
+		{name: "caller cancels during the backoff", status: 503, opts: func(e env) []Option {
+			return []Option{WithBackoff(func(time.Duration, time.Duration, int, *http.Response) time.Duration {
+				if e.armed.Load() {
+					return time.Hour
+				}
+				return 0
+			})}
+		}, probe: func(t *testing.T, m *Manager) {
+			ctx, cancel := context.WithCancel(context.Background())
+			m.OnError(func(ec *ErrorContext) error {
+				if ec.Retry {
+					cancel()
+				}
+				return nil
+			})
+			_, err := m.Get(ctx, "http://x.test/")
+			require.ErrorIs(t, err, context.Canceled)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := env{armed: new(atomic.Bool), status: new(atomic.Int32)}
+			clock := newStepClock()
+			cfg := fastRetries(2)
+			cfg.TotalTimeout = -1
+			cfg.CircuitBreaker = BreakerConfig{ConsecutiveFailures: 1, RecoveryTimeout: time.Minute, HalfOpenRequests: 1, SuccessThreshold: 1}
+			ft := &fakeTransport{fn: func(_ int, r *http.Request) (*http.Response, error) {
+				if s := e.status.Load(); s != 0 {
+					return cannedResponse(r, int(s), "body"), nil
+				}
+				return nil, errors.New("down")
+			}}
+			opts := []Option{WithTransport(ft), withClock(clock.Now)}
+			if tc.opts != nil {
+				opts = append(opts, tc.opts(e)...)
+			}
+			m := newTestManager(t, Config{Default: cfg}, opts...)
+			if tc.setup != nil {
+				tc.setup(e, m)
+			}
+			_, err := get(t, m, "http://x.test/")
+			require.Error(t, err)
+			require.Equal(t, BreakerOpen, m.Stats().Endpoints["default"].Breaker.State)
+
+			clock.Advance(2 * time.Minute)
+			e.status.Store(tc.status)
+			e.armed.Store(true)
+			if tc.probe != nil {
+				tc.probe(t, m)
+			} else {
+				var resp *http.Response
+				require.NotPanics(t, func() { resp, err = get(t, m, "http://x.test/") })
+				if err == nil {
+					readAll(t, resp)
+				}
+			}
+			assert.Zero(t, m.Stats().InFlight, "the probe's call is released")
+
+			e.armed.Store(false)
+			e.status.Store(200)
+			clock.Advance(2 * time.Minute) // a failed probe reopened it
+			resp, err := get(t, m, "http://x.test/")
+			require.NoError(t, err, "the breaker admits a probe again")
+			readAll(t, resp)
+			st := m.Stats().Endpoints["default"]
+			assert.Equal(t, BreakerClosed, st.Breaker.State)
+			assert.Zero(t, m.Stats().InFlight)
+			assert.Equal(t, st.Requests, st.Successes+st.Failures+st.Fallbacks+uint64(st.InFlight), "stats add up: %+v", st)
+		})
+	}
+}
