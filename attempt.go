@@ -57,6 +57,13 @@ func (a *attempt) unwind() {
 	if a.returned {
 		return
 	}
+	if c := a.c; !c.finished.Load() {
+		// The call ends here: count it, and close a body never sent.
+		c.ep.stats.failures.Add(1)
+		if a.req == nil {
+			closeRequestBody(a.body)
+		}
+	}
 	a.settle(nil, errBreakerPanic)
 	a.end(0, errBreakerPanic, false)
 	a.c.finish()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,6 +192,68 @@ func TestHalfOpenProbeNeverSticks(t *testing.T) {
 			assert.Equal(t, BreakerClosed, st.Breaker.State)
 			assert.Zero(t, m.Stats().InFlight)
 			assert.Equal(t, st.Requests, st.Successes+st.Failures+st.Fallbacks+uint64(st.InFlight), "stats add up: %+v", st)
+		})
+	}
+}
+
+// TestGoexitInUserCodeReleasesTheCall: runtime.Goexit (t.FailNow in a
+// hook) unwinds the caller's goroutine through the attempt. Its permits
+// and slots are settled, the call is counted as a failure (before the
+// fix Requests stayed above Successes+Failures for good), and a request
+// body never sent is closed.
+func TestGoexitInUserCodeReleasesTheCall(t *testing.T) {
+	cases := []struct {
+		name     string
+		setup    func(m *Manager)
+		goexitRT bool
+		sent     bool
+	}{
+		{name: "request hook", setup: func(m *Manager) {
+			m.OnRequest(func(*RequestContext) error { runtime.Goexit(); return nil })
+		}},
+		{name: "response hook", sent: true, setup: func(m *Manager) {
+			m.OnResponse(func(*ResponseContext) error { runtime.Goexit(); return nil })
+		}},
+		{name: "error hook", sent: true, setup: func(m *Manager) {
+			m.OnError(func(*ErrorContext) error { runtime.Goexit(); return nil })
+		}},
+		{name: "transport", sent: true, goexitRT: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fastRetries(1)
+			cfg.CircuitBreaker = BreakerConfig{ConsecutiveFailures: 5}
+			status := 200
+			if tc.name == "error hook" {
+				status = 503
+			}
+			ft := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+				if tc.goexitRT {
+					runtime.Goexit()
+				}
+				_ = r.Body.Close()
+				return cannedResponse(r, status, "x"), nil
+			})
+			m := newTestManager(t, Config{Default: cfg}, WithTransport(ft))
+			if tc.setup != nil {
+				tc.setup(m)
+			}
+			body := newTrackedBody("payload")
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				req, _ := http.NewRequest("PUT", "http://x.test/", body)
+				_, _ = m.RoundTrip(req)
+			}()
+			<-done
+			st := m.Stats().Endpoints["default"]
+			assert.Zero(t, m.Stats().InFlight)
+			assert.EqualValues(t, 1, st.Requests)
+			assert.EqualValues(t, 1, st.Failures, "the call is counted as failed")
+			assert.Equal(t, st.Requests, st.Successes+st.Failures+st.Fallbacks+uint64(st.InFlight), "%+v", st)
+			if !tc.sent {
+				assert.EqualValues(t, 1, body.closed.Load(), "the body never sent is closed")
+			}
 		})
 	}
 }
