@@ -120,7 +120,7 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 	c := new(call) // one allocation: the call is also its response's body wrapper
 	m.initCall(c, ep, req, hops)
 	if ep.bulkhead != nil {
-		if err := ep.bulkhead.acquire(req.Context()); err != nil {
+		if err := ep.bulkhead.acquire(req.Context(), c.deadline, m.now); err != nil {
 			return c.capRefused(err)
 		}
 	}
