@@ -137,6 +137,7 @@ func (a *attempt) admit() (verdict, bool) {
 	c := a.c
 	ep := c.ep
 	if err := a.pick(); err != nil {
+		a.settleIgnored() // a Done that came without an upstream
 		return a.refused(RefusedNoHealthyUpstream, err)
 	}
 	var g *upstreamGuard
@@ -181,6 +182,7 @@ func (a *attempt) pick() error {
 			return err
 		}
 		if res.Upstream == nil {
+			a.pickDone = res.Done
 			return ErrNoHealthyUpstream
 		}
 		a.up, a.picked, a.pickDone = res.Upstream, true, res.Done
