@@ -143,3 +143,49 @@ func TestCloseCompletesWhenAPluginClosePanics(t *testing.T) {
 	_, err = get(t, m, "http://x.test/")
 	assert.ErrorIs(t, err, ErrClosed)
 }
+
+// nastyTransportErr is an error whose Error method panics (a typed nil
+// pointer, as a transport might return by mistake).
+type nastyTransportErr struct{ msg *string }
+
+func (e *nastyTransportErr) Error() string { return *e.msg }
+
+// TestStatsSurviveATransportErrorThatPanics: a breaker keeps the last
+// failure's error and Stats formatted it with Error() under the breaker's
+// lock. A typed-nil error from a WithTransport transport made Stats panic
+// and left the breaker's mutex locked, so every later call through that
+// breaker blocked for good.
+func TestStatsSurviveATransportErrorThatPanics(t *testing.T) {
+	cfg := fastRetries(1)
+	cfg.CircuitBreaker.ConsecutiveFailures = 100
+	var fail atomic.Bool
+	fail.Store(true)
+	tr := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		if fail.Load() {
+			var e *nastyTransportErr
+			return nil, e
+		}
+		return cannedResponse(r, 200, "ok"), nil
+	})
+	m := newTestManager(t, Config{Default: cfg}, WithTransport(tr))
+	_, err := get(t, m, "http://x.test/")
+	require.Error(t, err)
+	var st Stats
+	require.NotPanics(t, func() { st = m.Stats() })
+	assert.Contains(t, st.Endpoints["default"].Breaker.LastError, "nastyTransportErr")
+	fail.Store(false)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := get(t, m, "http://x.test/")
+		if err == nil {
+			readAll(t, resp)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the breaker is locked for good")
+	}
+}
