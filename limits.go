@@ -207,7 +207,7 @@ func (m *Manager) toFallback(ep, fb *endpoint, req *http.Request, body io.ReadCl
 	}
 	if m.logger.Enabled(req.Context(), slog.LevelDebug) {
 		m.logger.LogAttrs(req.Context(), slog.LevelDebug, "connmgr: using fallback",
-			slog.String("endpoint", ep.key), slog.String("fallback", fb.key), slog.String("reason", why.Error()))
+			slog.String("endpoint", ep.key), slog.String("fallback", fb.key), slog.String("reason", safeString(why)))
 	}
 	return m.startCall(fb, freq, hops+1)
 }

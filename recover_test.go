@@ -2,6 +2,7 @@ package connmgr
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -188,4 +189,38 @@ func TestStatsSurviveATransportErrorThatPanics(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the breaker is locked for good")
 	}
+}
+
+// TestCallErrorWithATypedNilCauseFormats: the *Error a call returns
+// formatted its cause with Error(); a typed-nil error from a transport
+// or a picker made the caller's log line (or the fallback's debug log,
+// inside RoundTrip) panic.
+func TestCallErrorWithATypedNilCauseFormats(t *testing.T) {
+	t.Run("transport", func(t *testing.T) {
+		tr := RoundTripperFunc(func(*http.Request) (*http.Response, error) {
+			var e *nastyTransportErr
+			return nil, e
+		})
+		m := newTestManager(t, Config{Default: fastRetries(1)}, WithTransport(tr))
+		_, err := get(t, m, "http://x.test/")
+		require.Error(t, err)
+		var msg string
+		require.NotPanics(t, func() { msg = err.Error() })
+		assert.Contains(t, msg, "nastyTransportErr")
+	})
+	t.Run("picker, with a fallback and debug logs", func(t *testing.T) {
+		ft := &fakeTransport{fn: func(_ int, r *http.Request) (*http.Response, error) { return cannedResponse(r, 200, "fb"), nil }}
+		m := newTestManager(t, Config{Endpoints: map[string]EndpointConfig{"a.test": {Fallback: "b.test"}, "b.test": {}}},
+			WithTransport(ft), WithLogger(newTestLogger(io.Discard)))
+		ep := m.table.Load().byKey["a.test"]
+		ep.picker.Store(&pickerSlot{picker: PickerFunc(func(PickInfo) (PickResult, error) {
+			var e *nastyTransportErr
+			return PickResult{}, e
+		})})
+		var resp *http.Response
+		var err error
+		require.NotPanics(t, func() { resp, err = get(t, m, "http://a.test/") })
+		require.NoError(t, err)
+		assert.Equal(t, "fb", readAll(t, resp))
+	})
 }
