@@ -60,6 +60,9 @@ func (b *bulkhead) acquire(ctx context.Context, deadline time.Time, now func() t
 	defer b.queued.Add(-1)
 	var expired <-chan time.Time
 	wait := b.queueWait
+	if d, ok := ctx.Deadline(); ok && !deadline.Before(d) {
+		deadline = time.Time{} // the caller's own: ctx.Done reports it as theirs
+	}
 	if !deadline.IsZero() {
 		left := deadline.Sub(now())
 		if left <= 0 {
