@@ -339,12 +339,14 @@ func (c *call) capRefused(err error) (*http.Response, error) {
 		c.finished.Store(true)
 		ep.stats.failures.Add(1)
 		closeRequestBody(c.req.Body)
-		return nil, m.callError(ep, c.req, 0, 0, nil, err)
+		return c.refusedWith(m.callError(ep, c.req, 0, 0, nil, err))
 	}
 	c.refusalSeen(1, "", RefusedConcurrencyLimit, err)
 	if fb := m.fallbackFor(ep, int(c.hops)); fb != nil {
 		c.finished.Store(true)
-		return m.toFallback(ep, fb, c.req, c.req.Body, c.req.GetBody, int(c.hops), err, m.releaseUncapped)
+		resp, ferr := m.toFallback(ep, fb, c.req, c.req.Body, c.req.GetBody, int(c.hops), err, m.releaseUncapped)
+		c.end(resp, ferr, true) // the fallback endpoint's call is observed on its own
+		return resp, ferr
 	}
 	c.body = c.req.Body
 	resp, herr := c.refusalHooks(1, c.req, err)
@@ -357,9 +359,15 @@ func (c *call) capRefused(err error) (*http.Response, error) {
 	}
 	ep.stats.failures.Add(1)
 	if herr == nil {
-		return nil, m.callError(ep, c.req, 0, 0, ErrConcurrencyLimit, nil)
+		return c.refusedWith(m.callError(ep, c.req, 0, 0, ErrConcurrencyLimit, nil))
 	}
-	return nil, m.callError(ep, c.req, 0, 0, nil, herr)
+	return c.refusedWith(m.callError(ep, c.req, 0, 0, nil, herr))
+}
+
+// refusedWith ends the observation of a call the cap refused with err.
+func (c *call) refusedWith(err error) (*http.Response, error) {
+	c.end(nil, err, false)
+	return nil, err
 }
 
 // answerRefused returns the response an error hook gave a refused call
