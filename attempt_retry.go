@@ -50,7 +50,8 @@ func (a *attempt) classify(resp *http.Response, err error) (failed, retryable bo
 
 func isPanicOrContract(err error) bool {
 	_, panicked := err.(*transportPanicError)
-	return panicked || err == errNilResponse
+	_, invalid := err.(*invalidRequestError)
+	return panicked || invalid || err == errNilResponse
 }
 
 func (a *attempt) askPolicy(resp *http.Response, err error) (retry bool, perr error) {

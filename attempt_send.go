@@ -141,6 +141,9 @@ func (m *Manager) transportRoundTrip(ep *endpoint, areq *http.Request) (resp *ht
 	case err == nil && resp == nil:
 		err = errNilResponse
 	}
+	if err != nil && !validRequest(areq) {
+		err = &invalidRequestError{err: err}
+	}
 	return resp, err
 }
 

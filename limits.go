@@ -163,6 +163,10 @@ func breakerOutcome(ctx context.Context, p *breakerPolicy, resp *http.Response, 
 		if d, ok := ctx.Deadline(); ok && !attemptDeadline.Before(d) && errors.Is(err, context.DeadlineExceeded) {
 			return outcomeIgnored, nil
 		}
+		var invalid *invalidRequestError
+		if errors.As(err, &invalid) {
+			return outcomeIgnored, nil // the caller's mistake, not the upstream's
+		}
 		return outcomeFailure, err
 	}
 	if p == nil {
