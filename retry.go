@@ -288,7 +288,8 @@ func (b *retryBudget) refund(t retryToken) {
 }
 
 // invalidRequestError is a transport's refusal of a request that is not
-// valid HTTP (a method or a header field no server could be sent): the
+// valid HTTP (a method, header field or URL scheme no server could be
+// sent): the
 // caller's mistake, found only when the transport fails. It is never
 // retried and is no failure of the upstream (it must not open a breaker
 // for a healthy host).
@@ -303,6 +304,9 @@ func (e *invalidRequestError) Unwrap() error { return e.err }
 func validRequest(r *http.Request) bool {
 	if r.Method != "" && !isToken(r.Method) {
 		return false
+	}
+	if s := r.URL.Scheme; !strings.EqualFold(s, "http") && !strings.EqualFold(s, "https") {
+		return false // a scheme net/http does not speak (a custom transport's that failed)
 	}
 	for k, vv := range r.Header {
 		if !isToken(k) {

@@ -582,6 +582,7 @@ func TestInvalidRequestNeitherRetriedNorABreakerFailure(t *testing.T) {
 		func(r *http.Request) { r.Header.Set("X-Bad", "a\nb") },
 		func(r *http.Request) { r.Header["Bad Name"] = []string{"v"} },
 		func(r *http.Request) { r.Method = "BAD METHOD" },
+		func(r *http.Request) { r.URL.Scheme = "ftp" },
 	}
 	for i := 0; i < 2; i++ {
 		for _, mutate := range bad {
@@ -617,6 +618,8 @@ func TestValidRequest(t *testing.T) {
 		{"space in a name", func(r *http.Request) { r.Header["X A"] = []string{"v"} }, false},
 		{"colon in a name", func(r *http.Request) { r.Header["X:A"] = []string{"v"} }, false},
 		{"space in the method", func(r *http.Request) { r.Method = "G ET" }, false},
+		{"HTTPS scheme", func(r *http.Request) { r.URL.Scheme = "HTTPS" }, true},
+		{"ftp scheme", func(r *http.Request) { r.URL.Scheme = "ftp" }, false},
 	} {
 		req, _ := http.NewRequest("GET", "http://x.test/", nil)
 		tc.mutate(req)
