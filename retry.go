@@ -289,10 +289,9 @@ func (b *retryBudget) refund(t retryToken) {
 
 // invalidRequestError is a transport's refusal of a request that is not
 // valid HTTP (a method, header field or URL scheme no server could be
-// sent): the
-// caller's mistake, found only when the transport fails. It is never
-// retried and is no failure of the upstream (it must not open a breaker
-// for a healthy host).
+// sent): the caller's mistake, found only when the transport fails. It
+// is never retried and is no failure of the upstream (it must not open a
+// breaker for a healthy host).
 type invalidRequestError struct{ err error }
 
 func (e *invalidRequestError) Error() string { return safeString(e.err) }
