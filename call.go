@@ -314,19 +314,32 @@ func (c *call) runResponseHooks(a *attempt, areq *http.Request, resp *http.Respo
 	c.hookMu.Lock()
 	defer c.hookMu.Unlock()
 	rc := &ResponseContext{Request: areq, Response: resp, Endpoint: c.ep.key, Attempt: n, Duration: elapsed, Values: c.values}
+	returned := false
+	defer discardUnlessReturned(&returned, &rc.Response) // a hook may runtime.Goexit
 	for _, h := range c.chain.responses {
 		if err := runHook(c.m, c.ep, "OnResponse", h, rc); err != nil {
 			c.lastStatus = int32(resp.StatusCode)
 			discardBody(rc.Response)
+			returned = true
 			return nil, err
 		}
 	}
+	returned = true
 	if rc.Response == nil {
 		c.lastStatus = int32(resp.StatusCode)
 		discardBody(resp)
 		return nil, errors.New("OnResponse hook set Response to nil")
 	}
 	return rc.Response, nil
+}
+
+// discardUnlessReturned, deferred by the callers of hooks, discards the
+// response they were shown when the hooks did not return: one called
+// runtime.Goexit, and nobody will read or close its body.
+func discardUnlessReturned(returned *bool, resp **http.Response) {
+	if !*returned {
+		discardBody(*resp)
+	}
 }
 
 // capRefused ends a call the concurrency cap refused: to the fallback

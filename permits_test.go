@@ -227,12 +227,15 @@ func TestGoexitInUserCodeReleasesTheCall(t *testing.T) {
 			if tc.name == "error hook" {
 				status = 503
 			}
+			respBody := newTrackedBody("x")
 			ft := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
 				if tc.goexitRT {
 					runtime.Goexit()
 				}
 				_ = r.Body.Close()
-				return cannedResponse(r, status, "x"), nil
+				resp := cannedResponse(r, status, "")
+				resp.Body = respBody
+				return resp, nil
 			})
 			m := newTestManager(t, Config{Default: cfg}, WithTransport(ft))
 			if tc.setup != nil {
@@ -253,6 +256,9 @@ func TestGoexitInUserCodeReleasesTheCall(t *testing.T) {
 			assert.Equal(t, st.Requests, st.Successes+st.Failures+st.Fallbacks+uint64(st.InFlight), "%+v", st)
 			if !tc.sent {
 				assert.EqualValues(t, 1, body.closed.Load(), "the body never sent is closed")
+			}
+			if tc.sent && !tc.goexitRT {
+				assert.EqualValues(t, 1, respBody.closed.Load(), "the response the hook was shown is closed")
 			}
 		})
 	}
