@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -262,4 +263,62 @@ func TestGoexitInUserCodeReleasesTheCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStatsAddUpUnderMixedTraffic: successes, 503s, transport errors,
+// slow answers cut by the caller's deadline, bodies closed after a
+// cancel, the cap's queue, the limiter and refusal fallbacks, all at
+// once: every call is counted once, nothing stays in flight, the cap has
+// every slot back.
+func TestStatsAddUpUnderMixedTraffic(t *testing.T) {
+	cfg := fastRetries(3)
+	cfg.MaxConcurrent, cfg.MaxQueue, cfg.MaxQueueWait = 3, 2, 5*time.Millisecond
+	cfg.RateLimit = RateLimitConfig{Rate: 2000, Per: time.Second, Burst: 5, MaxWait: 2 * time.Millisecond}
+	cfg.CircuitBreaker = BreakerConfig{ConsecutiveFailures: 4, RecoveryTimeout: 5 * time.Millisecond}
+	ft := &fakeTransport{fn: func(n int, r *http.Request) (*http.Response, error) {
+		switch n % 5 {
+		case 0:
+			return nil, errors.New("boom")
+		case 1:
+			return cannedResponse(r, 503, "x"), nil
+		case 2:
+			select {
+			case <-r.Context().Done():
+				return nil, r.Context().Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return cannedResponse(r, 200, "ok"), nil
+	}}
+	m := newTestManager(t, Config{Default: cfg, Endpoints: map[string]EndpointConfig{"fb.test": {}}}, WithTransport(ft))
+	m.OnError(func(ec *ErrorContext) error {
+		if ec.Attempt == 2 && errors.Is(ec.Err, ErrRateLimited) {
+			ec.Fallback = cannedResponse(ec.Request, 299, "fb")
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 60; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+i%4)*time.Millisecond)
+				resp, err := m.Get(ctx, "http://x.test/")
+				if err == nil {
+					if i%3 == 0 {
+						cancel()
+					}
+					_ = resp.Body.Close()
+				}
+				cancel()
+			}
+		}(g)
+	}
+	wg.Wait()
+	st := m.Stats()
+	assert.Zero(t, st.InFlight)
+	e := st.Endpoints["default"]
+	assert.Equal(t, e.Requests, e.Successes+e.Failures+e.Fallbacks+uint64(e.InFlight), "%+v", e)
+	assert.Zero(t, e.Concurrency.InUse)
 }
