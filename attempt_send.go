@@ -212,6 +212,7 @@ func (b *callBody) finish() {
 		failed := c.ep.retry.retryOn.has(int(c.bodyStatus))
 		c.m.observeAttemptEnd(c.bodyObs, AttemptEndEvent{StatusCode: int(c.bodyStatus), Failed: failed, At: c.m.now()})
 	}
+	c.closeReplacedBody()
 	c.m.release(c.ep)
 }
 

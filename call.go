@@ -263,7 +263,19 @@ func (c *call) end(resp *http.Response, err error, fallback bool) {
 // concurrency cap's), exactly once.
 func (c *call) finish() {
 	if c.finished.CompareAndSwap(false, true) {
+		c.closeReplacedBody()
 		c.m.release(c.ep)
+	}
+}
+
+// closeReplacedBody closes the caller's request body again at the end of
+// a call with hooks: a request hook that replaced the body (to sign or
+// rewrite it) left the caller's own unclosed, and the RoundTripper
+// contract is that RoundTrip closes it. The transport is done with the
+// request by now; closing twice is harmless for a request body.
+func (c *call) closeReplacedBody() {
+	if c.hookMu != nil && c.req.Body != nil && c.req.Body != http.NoBody {
+		closeRequestBody(c.req.Body)
 	}
 }
 
