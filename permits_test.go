@@ -256,7 +256,7 @@ func TestGoexitInUserCodeReleasesTheCall(t *testing.T) {
 			assert.EqualValues(t, 1, st.Failures, "the call is counted as failed")
 			assert.Equal(t, st.Requests, st.Successes+st.Failures+st.Fallbacks+uint64(st.InFlight), "%+v", st)
 			if !tc.sent {
-				assert.EqualValues(t, 1, body.closed.Load(), "the body never sent is closed")
+				assert.GreaterOrEqual(t, body.closed.Load(), int32(1), "the body never sent is closed")
 			}
 			if tc.sent && !tc.goexitRT {
 				assert.EqualValues(t, 1, respBody.closed.Load(), "the response the hook was shown is closed")
