@@ -57,6 +57,13 @@ func (a *attempt) unwind() {
 	if a.returned {
 		return
 	}
+	if c := a.c; !c.finished.Load() {
+		// The call ends here: count it, and close a body never sent.
+		c.ep.stats.failures.Add(1)
+		if a.req == nil {
+			closeRequestBody(a.body)
+		}
+	}
 	a.settle(nil, errBreakerPanic)
 	a.end(0, errBreakerPanic, false)
 	a.c.finish()
@@ -130,6 +137,7 @@ func (a *attempt) admit() (verdict, bool) {
 	c := a.c
 	ep := c.ep
 	if err := a.pick(); err != nil {
+		a.settleIgnored() // a Done that came without an upstream
 		return a.refused(RefusedNoHealthyUpstream, err)
 	}
 	var g *upstreamGuard
@@ -174,6 +182,7 @@ func (a *attempt) pick() error {
 			return err
 		}
 		if res.Upstream == nil {
+			a.pickDone = res.Done
 			return ErrNoHealthyUpstream
 		}
 		a.up, a.picked, a.pickDone = res.Upstream, true, res.Done

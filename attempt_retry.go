@@ -50,7 +50,8 @@ func (a *attempt) classify(resp *http.Response, err error) (failed, retryable bo
 
 func isPanicOrContract(err error) bool {
 	_, panicked := err.(*transportPanicError)
-	return panicked || err == errNilResponse
+	_, invalid := err.(*invalidRequestError)
+	return panicked || invalid || err == errNilResponse
 }
 
 func (a *attempt) askPolicy(resp *http.Response, err error) (retry bool, perr error) {
@@ -146,14 +147,15 @@ func (a *attempt) errorHooks(resp *http.Response, hookErr error, p *retryPlan) (
 func (c *call) runErrorHooks(ec *ErrorContext) error {
 	c.hookMu.Lock()
 	defer c.hookMu.Unlock()
+	returned := false
+	defer discardUnlessReturned(&returned, &ec.Response) // a hook may runtime.Goexit
 	for _, h := range c.chain.errors {
-		if err := runHook(c.m, c.ep, "OnError", h, ec); err != nil {
+		if err := runHook(c.m, c.ep, "OnError", h, ec); err != nil || ec.Fallback != nil {
+			returned = true
 			return err
 		}
-		if ec.Fallback != nil {
-			return nil
-		}
 	}
+	returned = true
 	return nil
 }
 

@@ -156,6 +156,9 @@ func (m *Manager) transportRoundTrip(ep *endpoint, areq *http.Request) (resp *ht
 	case err == nil && resp == nil:
 		err = errNilResponse
 	}
+	if err != nil && !validRequest(areq) {
+		err = &invalidRequestError{err: err}
+	}
 	return resp, err
 }
 
@@ -227,6 +230,7 @@ func (b *callBody) finish() {
 		failed := c.ep.retry.retryOn.has(int(c.bodyStatus))
 		c.m.observeAttemptEnd(c.bodyObs, AttemptEndEvent{StatusCode: int(c.bodyStatus), Failed: failed, At: c.m.now()})
 	}
+	c.closeReplacedBody()
 	c.m.release(c.ep)
 }
 

@@ -638,13 +638,16 @@ func (b *breaker) snapshot(endpoint string, now time.Time) BreakerStats {
 		Opens:               b.opens,
 		Rejected:            b.rejected,
 	}
-	if b.lastErr != nil {
-		s.LastError = b.lastErr.Error()
-	}
+	lastErr := b.lastErr
 	if b.state == BreakerOpen {
 		s.HalfOpenIn = b.openUntil.Sub(now)
 	}
 	b.mu.Unlock()
+	if lastErr != nil {
+		// The error may come from user code (a transport): its Error
+		// method runs outside the lock, under the recovery helper.
+		s.LastError = safeString(lastErr)
+	}
 	if moved {
 		b.events.flush()
 	}

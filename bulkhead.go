@@ -39,10 +39,10 @@ func newBulkhead(maxConcurrent, maxQueue int, queueWait time.Duration) *bulkhead
 }
 
 // acquire takes a slot: at once, or by queueing up to queueWait (and never
-// past ctx's deadline) when the queue has room. It returns
-// ErrConcurrencyLimit when no slot could be had, or ctx's cause when the
-// caller gave up first.
-func (b *bulkhead) acquire(ctx context.Context) error {
+// past the call's deadline, zero for none) when the queue has room. It
+// returns ErrConcurrencyLimit when no slot could be had in that time, or
+// ctx's cause when the caller gave up first.
+func (b *bulkhead) acquire(ctx context.Context, deadline time.Time, now func() time.Time) error {
 	select {
 	case b.slots <- struct{}{}:
 		return nil
@@ -59,8 +59,22 @@ func (b *bulkhead) acquire(ctx context.Context) error {
 	}
 	defer b.queued.Add(-1)
 	var expired <-chan time.Time
-	if b.queueWait > 0 {
-		t := time.NewTimer(b.queueWait)
+	wait := b.queueWait
+	if d, ok := ctx.Deadline(); ok && !deadline.Before(d) {
+		deadline = time.Time{} // the caller's own: ctx.Done reports it as theirs
+	}
+	if !deadline.IsZero() {
+		left := deadline.Sub(now())
+		if left <= 0 {
+			b.rejected.Add(1)
+			return ErrConcurrencyLimit
+		}
+		if wait <= 0 || left < wait {
+			wait = left // the total timeout (a CallOptions one too) bounds the queue
+		}
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
 		defer t.Stop()
 		expired = t.C
 	}

@@ -91,7 +91,7 @@ func (m *Manager) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = redirectHop(req) // a redirect net/http follows: no secrets in Referer to another origin
 	}
 	if rt := m.wrapped(ep); rt != nil {
-		return rt.RoundTrip(req)
+		return m.middlewareRoundTrip(ep, rt, req)
 	}
 	return m.startCall(ep, req, 0)
 }
@@ -127,7 +127,7 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 	c := new(call) // one allocation: the call is also its response's body wrapper
 	m.initCall(c, ep, req, hops)
 	if ep.bulkhead != nil {
-		if err := ep.bulkhead.acquire(req.Context()); err != nil {
+		if err := ep.bulkhead.acquire(req.Context(), c.deadline, m.now); err != nil {
 			return c.capRefused(err)
 		}
 	}
@@ -273,7 +273,19 @@ func (c *call) end(resp *http.Response, err error, fallback bool) {
 // concurrency cap's), exactly once.
 func (c *call) finish() {
 	if c.finished.CompareAndSwap(false, true) {
+		c.closeReplacedBody()
 		c.m.release(c.ep)
+	}
+}
+
+// closeReplacedBody closes the caller's request body again at the end of
+// a call with hooks: a request hook that replaced the body (to sign or
+// rewrite it) left the caller's own unclosed, and the RoundTripper
+// contract is that RoundTrip closes it. The transport is done with the
+// request by now; closing twice is harmless for a request body.
+func (c *call) closeReplacedBody() {
+	if c.hookMu != nil && c.req.Body != nil && c.req.Body != http.NoBody {
+		closeRequestBody(c.req.Body)
 	}
 }
 
@@ -324,19 +336,32 @@ func (c *call) runResponseHooks(a *attempt, areq *http.Request, resp *http.Respo
 	c.hookMu.Lock()
 	defer c.hookMu.Unlock()
 	rc := &ResponseContext{Request: areq, Response: resp, Endpoint: c.ep.key, Attempt: n, Duration: elapsed, Values: c.values}
+	returned := false
+	defer discardUnlessReturned(&returned, &rc.Response) // a hook may runtime.Goexit
 	for _, h := range c.chain.responses {
 		if err := runHook(c.m, c.ep, "OnResponse", h, rc); err != nil {
 			c.lastStatus = int32(resp.StatusCode)
 			discardBody(rc.Response)
+			returned = true
 			return nil, err
 		}
 	}
+	returned = true
 	if rc.Response == nil {
 		c.lastStatus = int32(resp.StatusCode)
 		discardBody(resp)
 		return nil, errors.New("OnResponse hook set Response to nil")
 	}
 	return rc.Response, nil
+}
+
+// discardUnlessReturned, deferred by the callers of hooks, discards the
+// response they were shown when the hooks did not return: one called
+// runtime.Goexit, and nobody will read or close its body.
+func discardUnlessReturned(returned *bool, resp **http.Response) {
+	if !*returned {
+		discardBody(*resp)
+	}
 }
 
 // capRefused ends a call the concurrency cap refused: to the fallback
@@ -349,12 +374,14 @@ func (c *call) capRefused(err error) (*http.Response, error) {
 		c.finished.Store(true)
 		ep.stats.failures.Add(1)
 		closeRequestBody(c.req.Body)
-		return nil, m.callError(ep, c.req, 0, 0, nil, err)
+		return c.refusedWith(m.callError(ep, c.req, 0, 0, nil, err))
 	}
 	c.refusalSeen(1, "", RefusedConcurrencyLimit, err)
 	if fb := m.fallbackFor(ep, int(c.hops)); fb != nil {
 		c.finished.Store(true)
-		return m.toFallback(ep, fb, c.req, c.req.Body, c.req.GetBody, int(c.hops), err, m.releaseUncapped)
+		resp, ferr := m.toFallback(ep, fb, c.req, c.req.Body, c.req.GetBody, int(c.hops), err, m.releaseUncapped)
+		c.end(resp, ferr, true) // the fallback endpoint's call is observed on its own
+		return resp, ferr
 	}
 	c.body = c.req.Body
 	resp, herr := c.refusalHooks(1, c.req, err)
@@ -367,9 +394,15 @@ func (c *call) capRefused(err error) (*http.Response, error) {
 	}
 	ep.stats.failures.Add(1)
 	if herr == nil {
-		return nil, m.callError(ep, c.req, 0, 0, ErrConcurrencyLimit, nil)
+		return c.refusedWith(m.callError(ep, c.req, 0, 0, ErrConcurrencyLimit, nil))
 	}
-	return nil, m.callError(ep, c.req, 0, 0, nil, herr)
+	return c.refusedWith(m.callError(ep, c.req, 0, 0, nil, herr))
+}
+
+// refusedWith ends the observation of a call the cap refused with err.
+func (c *call) refusedWith(err error) (*http.Response, error) {
+	c.end(nil, err, false)
+	return nil, err
 }
 
 // answerRefused returns the response an error hook gave a refused call
@@ -399,6 +432,10 @@ func (c *call) refusalSeen(n int, upstream string, reason Refusal, err error) {
 func (c *call) refusalHooks(n int, req *http.Request, refusal error) (*http.Response, error) {
 	if len(c.chain.errors) == 0 {
 		return nil, nil
+	}
+	if req == c.req {
+		// No request hook made a clone: hooks never see the caller's own.
+		req = req.Clone(c.ctx)
 	}
 	c.hookMu.Lock()
 	defer c.hookMu.Unlock()

@@ -414,3 +414,25 @@ func TestErrorHooksAnswerLocalRefusals(t *testing.T) {
 		assert.Zero(t, m.Stats().InFlight)
 	})
 }
+
+// TestPickDoneWithoutUpstreamIsSettled: a Picker that returns a Done but
+// no upstream refuses the attempt (ErrNoHealthyUpstream); its Done is
+// still called once, as Ignored, so a balancer counting picks in flight
+// does not drift (it was never called).
+func TestPickDoneWithoutUpstreamIsSettled(t *testing.T) {
+	ft := &fakeTransport{fn: func(_ int, r *http.Request) (*http.Response, error) { return cannedResponse(r, 200, "ok"), nil }}
+	m := newTestManager(t, Config{Default: fastRetries(1)}, WithTransport(ft))
+	var mu sync.Mutex
+	var outs []Outcome
+	m.table.Load().def.picker.Store(&pickerSlot{picker: PickerFunc(func(PickInfo) (PickResult, error) {
+		return PickResult{Done: func(o Outcome) { mu.Lock(); outs = append(outs, o); mu.Unlock() }}, nil
+	})})
+	_, err := get(t, m, "http://x.test/")
+	require.ErrorIs(t, err, ErrNoHealthyUpstream)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, outs, 1, "one Done per pick")
+	assert.True(t, outs[0].Ignored)
+	assert.Zero(t, ft.count())
+	assert.Zero(t, m.Stats().InFlight)
+}

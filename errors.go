@@ -84,7 +84,7 @@ func (e *Error) Error() string {
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(strings.TrimPrefix(e.Err.Error(), "connmgr: "))
+		b.WriteString(strings.TrimPrefix(safeString(e.Err), "connmgr: ")) // e.Err may be user code's
 	}
 	return b.String()
 }

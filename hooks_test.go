@@ -1,6 +1,7 @@
 package connmgr
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -321,4 +322,35 @@ func TestRetryBudgetAccounting(t *testing.T) {
 	assert.LessOrEqual(t, b.balance.Load(), int64(budgetCapMilli), "savings are capped")
 	var nilBudget *retryBudget
 	assert.Equal(t, freeToken, nilBudget.withdraw(now), "a disabled budget allows every retry")
+}
+
+// TestRequestHookReplacingTheBodyStillClosesTheCallers: a request hook
+// that reads the body and replaces it (to sign it) left the caller's own
+// body unclosed, breaking the RoundTripper contract: it is closed by the
+// end of the call, on success and on error.
+func TestRequestHookReplacingTheBodyStillClosesTheCallers(t *testing.T) {
+	for _, status := range []int{200, 0} {
+		ft := &fakeTransport{fn: func(_ int, r *http.Request) (*http.Response, error) {
+			if status == 0 {
+				return nil, errors.New("down")
+			}
+			return cannedResponse(r, status, "ok"), nil
+		}}
+		m := newTestManager(t, Config{Default: fastRetries(1)}, WithTransport(ft))
+		m.OnRequest(func(rc *RequestContext) error {
+			b, err := io.ReadAll(rc.Request.Body)
+			rc.Request.Body = io.NopCloser(bytes.NewReader(b))
+			return err
+		})
+		body := newTrackedBody("payload")
+		req, _ := http.NewRequest("POST", "http://x.test/", body)
+		resp, err := m.RoundTrip(req)
+		if status == 0 {
+			require.Error(t, err)
+		} else {
+			require.NoError(t, err)
+			readAll(t, resp)
+		}
+		assert.GreaterOrEqual(t, body.closed.Load(), int32(1), "status %d: the caller's body is closed", status)
+	}
 }

@@ -163,6 +163,10 @@ func breakerOutcome(ctx context.Context, p *breakerPolicy, resp *http.Response, 
 		if d, ok := ctx.Deadline(); ok && !attemptDeadline.Before(d) && errors.Is(err, context.DeadlineExceeded) {
 			return outcomeIgnored, nil
 		}
+		var invalid *invalidRequestError
+		if errors.As(err, &invalid) {
+			return outcomeIgnored, nil // the caller's mistake, not the upstream's
+		}
 		return outcomeFailure, err
 	}
 	if p == nil {
@@ -207,7 +211,7 @@ func (m *Manager) toFallback(ep, fb *endpoint, req *http.Request, body io.ReadCl
 	}
 	if m.logger.Enabled(req.Context(), slog.LevelDebug) {
 		m.logger.LogAttrs(req.Context(), slog.LevelDebug, "connmgr: using fallback",
-			slog.String("endpoint", ep.key), slog.String("fallback", fb.key), slog.String("reason", why.Error()))
+			slog.String("endpoint", ep.key), slog.String("fallback", fb.key), slog.String("reason", safeString(why)))
 	}
 	return m.startCall(fb, freq, hops+1)
 }

@@ -1,11 +1,14 @@
 package connmgr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/connmgr/connmgr/connmgrtest"
 	"github.com/stretchr/testify/assert"
@@ -151,4 +154,62 @@ func TestObserverHeadersNeverReachCallersRequest(t *testing.T) {
 	assert.Equal(t, []string{"t"}, seen, "the transport sees the observer's header")
 	assert.Empty(t, req.Header.Get("X-Trace"), "the caller's request was written to")
 	assert.Len(t, req.Header, 1)
+}
+
+type endCountObserver struct{ starts, ends *atomic.Int32 }
+
+func (o endCountObserver) StartCall(*CallEvent) CallObserver { o.starts.Add(1); return endCountCall(o) }
+
+type endCountCall endCountObserver
+
+func (o endCountCall) Refused(RefusalEvent)                       {}
+func (o endCountCall) AttemptStart(*AttemptEvent) AttemptObserver { return nil }
+func (o endCountCall) Retry(RetryEvent)                           {}
+func (o endCountCall) End(CallEndEvent)                           { o.ends.Add(1) }
+
+// TestCapRefusalsEndTheCallsObservation: a call the concurrency cap
+// refused (at once, to the fallback endpoint, or after a wait in the
+// queue the caller gave up) was started on the observer and never ended,
+// so a tracer leaked its call span and an active-requests gauge grew.
+func TestCapRefusalsEndTheCallsObservation(t *testing.T) {
+	for _, mode := range []string{"refused", "fallback", "queue cancel"} {
+		t.Run(mode, func(t *testing.T) {
+			o := endCountObserver{new(atomic.Int32), new(atomic.Int32)}
+			cfg := fastRetries(1)
+			cfg.MaxConcurrent = 1
+			if mode == "fallback" {
+				cfg.Fallback = "b.test"
+			}
+			if mode == "queue cancel" {
+				cfg.MaxQueue = 1
+			}
+			entered, release := make(chan struct{}), make(chan struct{})
+			ft := &fakeTransport{fn: func(n int, r *http.Request) (*http.Response, error) {
+				if n == 1 {
+					close(entered)
+					<-release
+				}
+				return cannedResponse(r, 200, "ok"), nil
+			}}
+			m := newTestManager(t, Config{Endpoints: map[string]EndpointConfig{"a.test": cfg, "b.test": {}}}, WithTransport(ft), WithObserver(o))
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				resp, err := get(t, m, "http://a.test/")
+				if err == nil {
+					readAll(t, resp)
+				}
+			}()
+			<-entered
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			resp, err := m.Get(ctx, "http://a.test/")
+			cancel()
+			if err == nil {
+				readAll(t, resp)
+			}
+			close(release)
+			<-done
+			assert.Equal(t, o.starts.Load(), o.ends.Load(), "every observed call ends")
+		})
+	}
 }

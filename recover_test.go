@@ -2,6 +2,7 @@ package connmgr
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -142,4 +143,84 @@ func TestCloseCompletesWhenAPluginClosePanics(t *testing.T) {
 	assert.Equal(t, []string{"panic-1", "ok-2"}, closed)
 	_, err = get(t, m, "http://x.test/")
 	assert.ErrorIs(t, err, ErrClosed)
+}
+
+// nastyTransportErr is an error whose Error method panics (a typed nil
+// pointer, as a transport might return by mistake).
+type nastyTransportErr struct{ msg *string }
+
+func (e *nastyTransportErr) Error() string { return *e.msg }
+
+// TestStatsSurviveATransportErrorThatPanics: a breaker keeps the last
+// failure's error and Stats formatted it with Error() under the breaker's
+// lock. A typed-nil error from a WithTransport transport made Stats panic
+// and left the breaker's mutex locked, so every later call through that
+// breaker blocked for good.
+func TestStatsSurviveATransportErrorThatPanics(t *testing.T) {
+	cfg := fastRetries(1)
+	cfg.CircuitBreaker.ConsecutiveFailures = 100
+	var fail atomic.Bool
+	fail.Store(true)
+	tr := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		if fail.Load() {
+			var e *nastyTransportErr
+			return nil, e
+		}
+		return cannedResponse(r, 200, "ok"), nil
+	})
+	m := newTestManager(t, Config{Default: cfg}, WithTransport(tr))
+	_, err := get(t, m, "http://x.test/")
+	require.Error(t, err)
+	var st Stats
+	require.NotPanics(t, func() { st = m.Stats() })
+	assert.Contains(t, st.Endpoints["default"].Breaker.LastError, "nastyTransportErr")
+	fail.Store(false)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := get(t, m, "http://x.test/")
+		if err == nil {
+			readAll(t, resp)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the breaker is locked for good")
+	}
+}
+
+// TestCallErrorWithATypedNilCauseFormats: the *Error a call returns
+// formatted its cause with Error(); a typed-nil error from a transport
+// or a picker made the caller's log line (or the fallback's debug log,
+// inside RoundTrip) panic.
+func TestCallErrorWithATypedNilCauseFormats(t *testing.T) {
+	t.Run("transport", func(t *testing.T) {
+		tr := RoundTripperFunc(func(*http.Request) (*http.Response, error) {
+			var e *nastyTransportErr
+			return nil, e
+		})
+		m := newTestManager(t, Config{Default: fastRetries(1)}, WithTransport(tr))
+		_, err := get(t, m, "http://x.test/")
+		require.Error(t, err)
+		var msg string
+		require.NotPanics(t, func() { msg = err.Error() })
+		assert.Contains(t, msg, "nastyTransportErr")
+	})
+	t.Run("picker, with a fallback and debug logs", func(t *testing.T) {
+		ft := &fakeTransport{fn: func(_ int, r *http.Request) (*http.Response, error) { return cannedResponse(r, 200, "fb"), nil }}
+		m := newTestManager(t, Config{Endpoints: map[string]EndpointConfig{"a.test": {Fallback: "b.test"}, "b.test": {}}},
+			WithTransport(ft), WithLogger(newTestLogger(io.Discard)))
+		ep := m.table.Load().byKey["a.test"]
+		ep.picker.Store(&pickerSlot{picker: PickerFunc(func(PickInfo) (PickResult, error) {
+			var e *nastyTransportErr
+			return PickResult{}, e
+		})})
+		var resp *http.Response
+		var err error
+		require.NotPanics(t, func() { resp, err = get(t, m, "http://a.test/") })
+		require.NoError(t, err)
+		assert.Equal(t, "fb", readAll(t, resp))
+	})
 }

@@ -179,7 +179,8 @@ func classifyError(callCtx context.Context, err error) errorClass {
 		return errNotRetryable
 	}
 	var panicked *transportPanicError
-	if errors.As(err, &panicked) || errors.Is(err, errNilResponse) {
+	var invalid *invalidRequestError
+	if errors.As(err, &panicked) || errors.Is(err, errNilResponse) || errors.As(err, &invalid) {
 		return errNotRetryable
 	}
 	var opErr *net.OpError
@@ -284,4 +285,53 @@ func (b *retryBudget) refund(t retryToken) {
 	if n := b.balance.Add(1000); n > budgetCapMilli {
 		b.balance.CompareAndSwap(n, budgetCapMilli)
 	}
+}
+
+// invalidRequestError is a transport's refusal of a request that is not
+// valid HTTP (a method, header field or URL scheme no server could be
+// sent): the caller's mistake, found only when the transport fails. It
+// is never retried and is no failure of the upstream (it must not open a
+// breaker for a healthy host).
+type invalidRequestError struct{ err error }
+
+func (e *invalidRequestError) Error() string { return safeString(e.err) }
+func (e *invalidRequestError) Unwrap() error { return e.err }
+
+// validRequest reports whether r's method and header fields are valid
+// HTTP, as net/http checks them before sending. It runs only on a
+// transport's error, so the path of a successful call never pays for it.
+func validRequest(r *http.Request) bool {
+	if r.Method != "" && !isToken(r.Method) {
+		return false
+	}
+	if s := r.URL.Scheme; !strings.EqualFold(s, "http") && !strings.EqualFold(s, "https") {
+		return false // a scheme net/http does not speak (a custom transport's that failed)
+	}
+	for k, vv := range r.Header {
+		if !isToken(k) {
+			return false
+		}
+		for _, v := range vv {
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// isToken reports whether s is an RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c <= ' ' || c == 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }

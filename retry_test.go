@@ -564,3 +564,65 @@ func TestRetryAmplificationUnderTotalOutage(t *testing.T) {
 	assert.LessOrEqual(t, ratio, 1.2, "the retry budget holds a total outage to 1+ratio")
 	assert.Greater(t, ratio, 1.0, "retries still happen")
 }
+
+// TestInvalidRequestNeitherRetriedNorABreakerFailure: a request net/http
+// refuses to send (a header value with a newline, a method that is not a
+// token) was retried and counted as a failure of the upstream, so a few
+// such calls opened the breaker of a healthy host and every good call
+// after them failed with ErrCircuitOpen.
+func TestInvalidRequestNeitherRetriedNorABreakerFailure(t *testing.T) {
+	srv := connmgrtest.NewServer(connmgrtest.Step{Status: 200, Body: "ok"})
+	defer srv.Close()
+	cfg := fastRetries(3)
+	cfg.CircuitBreaker.ConsecutiveFailures = 2
+	m := newTestManager(t, Config{Default: cfg}, WithRetryPolicy(func(_ context.Context, _ *http.Response, err error) (bool, error) {
+		return err != nil, nil // a policy that retries every error still does not retry these
+	}))
+	bad := []func(*http.Request){
+		func(r *http.Request) { r.Header.Set("X-Bad", "a\nb") },
+		func(r *http.Request) { r.Header["Bad Name"] = []string{"v"} },
+		func(r *http.Request) { r.Method = "BAD METHOD" },
+		func(r *http.Request) { r.URL.Scheme = "ftp" },
+	}
+	for i := 0; i < 2; i++ {
+		for _, mutate := range bad {
+			req, err := http.NewRequest("GET", srv.URL, nil)
+			require.NoError(t, err)
+			mutate(req)
+			_, err = m.RoundTrip(req)
+			require.Error(t, err)
+			assert.NotErrorIs(t, err, ErrCircuitOpen)
+			var ce *Error
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, 1, ce.Attempts, "not retried: %v", err)
+		}
+	}
+	resp, err := get(t, m, srv.URL)
+	require.NoError(t, err, "the breaker of a healthy host stays closed")
+	assert.Equal(t, "ok", readAll(t, resp))
+	assert.Equal(t, BreakerClosed, m.Stats().Endpoints["default"].Breaker.State)
+	assert.EqualValues(t, 1, srv.Count())
+}
+
+func TestValidRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*http.Request)
+		want   bool
+	}{
+		{"plain", func(*http.Request) {}, true},
+		{"tab and obs-text in a value", func(r *http.Request) { r.Header.Set("X-A", "a\tb é") }, true},
+		{"empty method", func(r *http.Request) { r.Method = "" }, true},
+		{"newline in a value", func(r *http.Request) { r.Header.Set("X-A", "a\r\nb") }, false},
+		{"DEL in a value", func(r *http.Request) { r.Header.Set("X-A", "a\x7f") }, false},
+		{"space in a name", func(r *http.Request) { r.Header["X A"] = []string{"v"} }, false},
+		{"colon in a name", func(r *http.Request) { r.Header["X:A"] = []string{"v"} }, false},
+		{"space in the method", func(r *http.Request) { r.Method = "G ET" }, false},
+		{"HTTPS scheme", func(r *http.Request) { r.URL.Scheme = "HTTPS" }, true},
+		{"ftp scheme", func(r *http.Request) { r.URL.Scheme = "ftp" }, false},
+	} {
+		req, _ := http.NewRequest("GET", "http://x.test/", nil)
+		tc.mutate(req)
+		assert.Equal(t, tc.want, validRequest(req), tc.name)
+	}
+}
