@@ -62,6 +62,10 @@ type Manager struct {
 
 	// cfgWatch counts reloads and runs the file watcher (config_watch.go).
 	cfgWatch configWatch
+
+	// fleet is the store the Manager opened for the redis block, closed
+	// by Close (fleet.go).
+	fleet FleetStore
 }
 
 var _ http.RoundTripper = (*Manager)(nil)
@@ -104,6 +108,7 @@ type options struct {
 	endpointRetryPolicy map[string]RetryPolicy
 	backoff             BackoffFunc
 	endpointBackoff     map[string]BackoffFunc
+	fleetConnector      FleetConnector // fleet.go
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.
@@ -173,6 +178,9 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 		return nil, err
 	}
 	if err := checkKeyFuncs(m.opts.keyFuncs, cc); err != nil {
+		return nil, err
+	}
+	if m.fleet, err = m.opts.openFleet(cfg.Redis, m.logger); err != nil {
 		return nil, err
 	}
 	m.reloadMu.Lock()
@@ -667,6 +675,7 @@ func (m *Manager) Close() error {
 			m.closePlugin(p)
 		}
 		m.stopWatch()
+		m.closeFleet()
 		m.CloseIdleConnections()
 	})
 	return nil

@@ -1,0 +1,3 @@
+package redisstore
+
+func runChild() bool { return false }

@@ -1,0 +1,41 @@
+package redisstore
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/connmgr/connmgr"
+	"github.com/connmgr/connmgr/redisstore/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	if runChild() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// open returns a Store on srv, closed at the test's end.
+func open(t testing.TB, srv *redistest.Server, opts ...Option) *Store {
+	t.Helper()
+	s, err := Open(connmgr.RedisConfig{URL: srv.URL(), Prefix: "test:"}, append([]Option{WithHeartbeat(200 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// waitFor polls cond every 10ms for at most d.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
