@@ -1,3 +1,101 @@
 package redisstore
 
-func runChild() bool { return false }
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connmgr/connmgr"
+)
+
+// childEnv, when set, makes the test binary a demand child (see
+// runChild): "URL START_UNIX_NANO STORES".
+const childEnv = "REDISSTORE_TEST_CHILD"
+
+// fleetLimit is the limit every demand test shares: 500/s for the fleet.
+var fleetLimit = connmgr.Limit{Rate: 500, Burst: 5}
+
+const (
+	demandPerStore = 500 // attempts per second per store
+	demandFor      = 5 * time.Second
+	// demandWait lets an attempt wait a little for its slot, as callers
+	// with max_wait do, so a scheduling stall of a few milliseconds on a
+	// busy machine does not leave the fleet's slots unused.
+	demandWait = 20 * time.Millisecond
+)
+
+// demand makes attempts at perSecond through s, each willing to wait
+// demandWait, from start for d, and returns how many were admitted. It makes at most
+// perSecond*d attempts.
+func demand(s *Store, key string, perSecond int, start time.Time, d time.Duration) int {
+	time.Sleep(time.Until(start))
+	interval := time.Second / time.Duration(perSecond)
+	total := int(d / interval)
+	admitted := 0
+	for i := range total {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		r, err := s.Reserve(context.Background(), key, fleetLimit, demandWait)
+		if err == nil && r.OK {
+			admitted++
+		}
+	}
+	return admitted
+}
+
+// demandAll runs demand on every store at once and returns each one's count.
+func demandAll(stores []*Store, key string, start time.Time) []int {
+	got := make([]int, len(stores))
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = demand(s, key, demandPerStore, start, demandFor)
+		}()
+	}
+	wg.Wait()
+	return got
+}
+
+// runChild runs the demand child when the test binary was started as one,
+// printing the counts as JSON, and reports whether it did.
+func runChild() bool {
+	spec := os.Getenv(childEnv)
+	if spec == "" {
+		return false
+	}
+	f := strings.Fields(spec)
+	ns, _ := strconv.ParseInt(f[1], 10, 64)
+	n, _ := strconv.Atoi(f[2])
+	var stores []*Store
+	for range n {
+		s, err := Open(connmgr.RedisConfig{URL: f[0], Prefix: "test:"})
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		stores = append(stores, s)
+	}
+	got := demandAll(stores, "fleet", time.Unix(0, ns))
+	for _, s := range stores {
+		_ = s.Close()
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(got)
+	return true
+}
+
+// startChild starts the test binary as a demand child with n stores.
+func startChild(t *testing.T, url string, start time.Time, n int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", childEnv, url, start.UnixNano(), n))
+	cmd.Stderr = os.Stderr
+	return cmd
+}

@@ -1,9 +1,11 @@
 package redisstore
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/connmgr/connmgr"
@@ -11,6 +13,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// go-redis logs every failed dial through its package logger; the
+	// outage tests make many.
+	redis.SetLogger(quietLogger{})
 	if runChild() {
 		return
 	}
@@ -39,3 +44,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}

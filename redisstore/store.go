@@ -127,8 +127,8 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(s *Store) { s.lo
 
 // WithHeartbeat sets how often the Store announces itself in the set of
 // live Managers (default 1s); a Manager unseen for three beats is no
-// longer counted. While Redis is down the Store pings it this often, at
-// most every 250 ms.
+// longer counted. While Redis is down the Store pings it after 100 ms,
+// then backing off to this interval.
 func WithHeartbeat(d time.Duration) Option {
 	return optionFunc(func(s *Store) {
 		if d > 0 {
@@ -318,10 +318,15 @@ func (s *Store) recovered() {
 func (s *Store) heartbeatLoop() {
 	defer s.wg.Done()
 	s.beat()
+	retry := 100 * time.Millisecond
 	for {
 		d := s.heartbeat
-		if s.down.Load() && d > 250*time.Millisecond {
-			d = 250 * time.Millisecond
+		if s.down.Load() {
+			// Ping sooner while down, backing off to the heartbeat: go-redis
+			// logs each failed dial through its own package logger.
+			d, retry = min(retry, d), min(retry*2, d)
+		} else {
+			retry = 100 * time.Millisecond
 		}
 		t := time.NewTimer(d)
 		select {

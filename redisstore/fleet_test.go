@@ -1,0 +1,70 @@
+package redisstore
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/connmgr/connmgr/redisstore/internal/redistest"
+)
+
+// checkShares asserts the fleet admitted within 2% of the fleet rate over
+// the run (plus the burst), and that no store was starved: each within
+// 25% of an equal share, demand being equal.
+func checkShares(t *testing.T, got []int) {
+	t.Helper()
+	total := 0
+	for _, n := range got {
+		total += n
+	}
+	want := fleetLimit.Rate*demandFor.Seconds() + float64(fleetLimit.Burst)
+	t.Logf("admitted %v, total %d, want %.0f ±2%%", got, total, want)
+	if math.Abs(float64(total)-want) > 0.02*want {
+		t.Errorf("fleet admitted %d in %v; want %.0f ±2%%", total, demandFor, want)
+	}
+	share := float64(total) / float64(len(got))
+	for i, n := range got {
+		if math.Abs(float64(n)-share) > 0.25*share {
+			t.Errorf("store %d admitted %d; want within 25%% of an equal share %.0f", i, n, share)
+		}
+	}
+}
+
+func TestFleetLimitFourStoresOneProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5 s load test")
+	}
+	srv := redistest.Start(t)
+	stores := []*Store{open(t, srv), open(t, srv), open(t, srv), open(t, srv)}
+	checkShares(t, demandAll(stores, "fleet", time.Now().Add(100*time.Millisecond)))
+}
+
+// TestFleetLimitTwoProcesses proves nothing is shared in memory: two
+// stores here and two in a child process share one Redis limit.
+func TestFleetLimitTwoProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5 s load test")
+	}
+	srv := redistest.Start(t)
+	stores := []*Store{open(t, srv), open(t, srv)}
+	start := time.Now().Add(time.Second)
+	child := startChild(t, srv.URL(), start, 2)
+	out := make(chan []byte, 1)
+	errc := make(chan error, 1)
+	go func() {
+		b, err := child.Output()
+		out <- b
+		errc <- err
+	}()
+	got := demandAll(stores, "fleet", start)
+	b, err := <-out, <-errc
+	if err != nil {
+		t.Fatalf("child: %v (output %q)", err, b)
+	}
+	var theirs []int
+	if err := json.Unmarshal(b, &theirs); err != nil || len(theirs) != 2 {
+		t.Fatalf("child output %q: %v", b, err)
+	}
+	checkShares(t, append(got, theirs...))
+}
