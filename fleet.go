@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"reflect"
 	"time"
 
 	"github.com/connmgr/connmgr/internal/redact"
@@ -157,7 +158,7 @@ func callConnector(c FleetConnector, d FleetDial) (store FleetStore, err error) 
 		// The connector's error may quote the URL: name the field only.
 		return nil, fmt.Errorf("connmgr: redis: %w", redactedError{err})
 	}
-	if store == nil {
+	if store == nil || isNilPointer(store) {
 		return nil, errors.New("connmgr: redis: the fleet connector returned no store")
 	}
 	return store, nil
@@ -202,4 +203,14 @@ func (m *Manager) closeFleet() {
 			m.logger.Warn("connmgr: closing the fleet store", "error", "failed")
 		}
 	}()
+}
+
+// isNilPointer reports whether v holds a nil pointer, map, func or the like
+// (a typed nil in an interface).
+func isNilPointer(v any) bool {
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }
