@@ -25,7 +25,8 @@ var (
 	// ErrConcurrencyLimit: the endpoint's max_concurrent calls are in flight.
 	ErrConcurrencyLimit = errors.New("connmgr: concurrency limit reached")
 	// ErrNoHealthyUpstream: every upstream of the endpoint is ejected or
-	// unhealthy.
+	// unhealthy. It is declared for load balancing, which has not landed:
+	// no built-in code path returns it yet.
 	ErrNoHealthyUpstream = errors.New("connmgr: no healthy upstream")
 	// ErrClosed: the Manager was closed or is shutting down.
 	ErrClosed = errors.New("connmgr: manager closed")

@@ -65,14 +65,8 @@ Example:
 `
 
 func runConfigSample(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("connmgr config sample", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), configSampleUsage) }
-	rest, code, done := parseArgs(fs, args, stdout, stderr)
-	if done {
+	if code, done := parseNoArgs("connmgr config sample", configSampleUsage, args, stdout, stderr); done {
 		return code
-	}
-	if len(rest) > 0 {
-		return usageError(fs, stderr, "unexpected argument %s", argText(rest[0]))
 	}
 	if err := connmgr.WriteSampleConfig(stdout); err != nil {
 		fmt.Fprintf(stderr, "connmgr config sample: %v\n", err)

@@ -94,6 +94,22 @@ func parseArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (posit
 	}
 }
 
+// parseNoArgs parses the arguments of a command that takes none, and no
+// flag but --help, which prints usage. It returns done, with the exit
+// code, when the command must not go on: after --help, or on an argument.
+func parseNoArgs(name, usage string, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage) }
+	rest, code, done := parseArgs(fs, args, stdout, stderr)
+	switch {
+	case done:
+		return code, true
+	case len(rest) > 0:
+		return usageError(fs, stderr, "unexpected argument %s", argText(rest[0])), true
+	}
+	return exitOK, false
+}
+
 // usageError writes a usage problem and the command's usage to stderr.
 func usageError(fs *flag.FlagSet, stderr io.Writer, format string, args ...any) int {
 	fmt.Fprintf(stderr, "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))

@@ -11,6 +11,7 @@
 //	request send a request with any method (-X METHOD)
 //	config  print a sample config (sample) or check a config file (check)
 //	demo    run local faulty upstreams and watch connmgr cope with them
+//	version print the version of connmgr and of the Go that built it
 //	help    show this help, or a command's: connmgr help get
 //
 // Start with
@@ -48,6 +49,7 @@ func commands() []command {
 		{"config", "print a sample config, or check a config file", runConfig},
 		{"demo", "run local faulty upstreams and watch connmgr cope with them",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) int { return runDemo(args, stdout, stderr) }},
+		{"version", "print the version of connmgr and of the Go that built it", runVersion},
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 )
 
+// Overrides from PREFIX... environment variables (LoadConfigEnv).
+
 const overrideBase = `default:
   timeout: 10s
 endpoints:
@@ -122,5 +124,13 @@ func TestLoadConfigEnv(t *testing.T) {
 	cfg, err = LoadConfig(p)
 	if err != nil || cfg.Default.Timeout != 10*time.Second {
 		t.Errorf("timeout = %v, err = %v", cfg.Default.Timeout, err)
+	}
+}
+
+func TestParseConfigEnvAppliesOverrides(t *testing.T) {
+	t.Setenv("PCE_TEST_DEFAULT__TIMEOUT", "3s")
+	cfg, err := ParseConfigEnv([]byte("default: {timeout: 1s}"), "yaml", "PCE_TEST_")
+	if err != nil || cfg.Default.Timeout != 3*time.Second {
+		t.Errorf("cfg = %+v, err = %v", cfg.Default, err)
 	}
 }

@@ -1,10 +1,15 @@
 package connmgr
 
 import (
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/connmgr/connmgr/internal/envexpand"
+	"github.com/connmgr/connmgr/internal/suggest"
+	"github.com/connmgr/connmgr/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -38,7 +43,7 @@ func (l *loader) override(cfg *Config, name, rest, value string) {
 	for _, item := range strings.Split(value, ",") {
 		l.envText[strings.TrimSpace(item)] = true // list items are shown alone
 	}
-	if problem := checkEnvValue(value); problem != "" {
+	if problem := envexpand.CheckValue(value); problem != "" {
 		l.add(0, where, "value %s", problem)
 		return
 	}
@@ -131,7 +136,7 @@ func (l *loader) overrideField(v reflect.Value, path, fields, name, value string
 		known := yamlFields(v.Type())
 		f, ok := known[key]
 		if !ok {
-			l.add(0, where, "%s has no key %q%s", path, key, suggestKey(key, known))
+			l.add(0, where, "%s has no key %q%s", path, key, suggest.Key(key, slices.Collect(maps.Keys(known))))
 			return false
 		}
 		v = v.FieldByIndex(f.Index)
@@ -179,11 +184,11 @@ func decodeScalar(text string, t reflect.Type) (reflect.Value, string) {
 		return reflect.Value{}, problem
 	}
 	out := reflect.New(t)
-	if err := decodeNode(n, out.Interface()); err != nil {
-		_, msg := splitYAMLLine(err.Error())
+	if err := yamlnode.Decode(n, out.Interface()); err != nil {
+		_, msg := yamlnode.SplitLine(err.Error())
 		msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-		_, msg = splitYAMLLine(msg)
-		return reflect.Value{}, scrubValue(msg)
+		_, msg = yamlnode.SplitLine(msg)
+		return reflect.Value{}, yamlnode.Scrub(msg)
 	}
 	return out.Elem(), ""
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 )
 
+// What a config error may show: values cut short, and never a value
+// taken from the environment.
+
 // envSecret is a secret held in the fake environment of these tests. It
 // is put where it does not belong (a secret in the wrong variable, an
 // alias to the wrong field): the error must say what is wrong without it.
@@ -133,4 +136,22 @@ func FuzzConfigNeverQuotesTheEnvironment(f *testing.F) {
 			t.Fatalf("the error quotes the secret:\n%v", err)
 		}
 	})
+}
+
+// TestConfigQuotesValuesShort: a value the loader quotes back is cut.
+func TestConfigQuotesValuesShort(t *testing.T) {
+	long := strings.Repeat("y", 5000)
+	for _, src := range []string{
+		"default: {timeout: " + long + "}\n",
+		"default: {headers: {X: \"${" + long + "}\"}}\n",
+	} {
+		_, err := parseConfig([]byte(src), "yaml", "f.yaml", "", fakeEnv(nil))
+		if err == nil {
+			t.Fatal("no error")
+		}
+		want := `"` + strings.Repeat("y", 40) + `"... (5000 bytes)`
+		if msg := err.Error(); len(msg) > 400 || !strings.Contains(msg, want) {
+			t.Errorf("error (%d bytes) = %.400s; want it short, with %s", len(msg), msg, want)
+		}
+	}
 }
