@@ -63,9 +63,9 @@ type Manager struct {
 	// cfgWatch counts reloads and runs the file watcher (config_watch.go).
 	cfgWatch configWatch
 
-	// fleet is the store the Manager opened for the redis block, closed
+	// ownedFleet is the store the Manager opened for the redis block, closed
 	// by Close (fleet.go).
-	fleet FleetStore
+	ownedFleet FleetStore
 }
 
 var _ http.RoundTripper = (*Manager)(nil)
@@ -180,7 +180,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if err := checkKeyFuncs(m.opts.keyFuncs, cc); err != nil {
 		return nil, err
 	}
-	if m.fleet, err = m.opts.openFleet(cfg.Redis, m.logger); err != nil {
+	if m.ownedFleet, err = m.opts.openFleet(cfg.Redis, m.logger); err != nil {
 		return nil, err
 	}
 	m.reloadMu.Lock()

@@ -190,7 +190,7 @@ func effectiveRedis(r RedisConfig) RedisConfig {
 
 // closeFleet closes the fleet store the Manager opened, under recovery.
 func (m *Manager) closeFleet() {
-	if m.fleet == nil {
+	if m.ownedFleet == nil {
 		return
 	}
 	func() {
@@ -199,7 +199,7 @@ func (m *Manager) closeFleet() {
 				m.logger.Error("connmgr: closing the fleet store panicked")
 			}
 		}()
-		if err := m.fleet.Close(); err != nil {
+		if err := m.ownedFleet.Close(); err != nil {
 			m.logger.Warn("connmgr: closing the fleet store", "error", "failed")
 		}
 	}()
