@@ -31,7 +31,8 @@ type Upstream struct {
 	// Weight is the upstream's share for weighted balancers (1 when unset).
 	Weight int
 
-	load upstreamLoad
+	load  upstreamLoad
+	guard upstreamGuard // its circuit breaker (upstream.go)
 }
 
 // PickInfo is what a Picker is asked with.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 )
 
@@ -28,49 +27,6 @@ func closeRequestBody(body io.ReadCloser) {
 	if body != nil {
 		_ = body.Close()
 	}
-}
-
-// callBody wraps the body of the response a call returns. It ends the
-// attempt's context (the per-try timeout) and marks the call finished
-// when the caller closes the body or reads it to the end, whichever is
-// first, exactly once.
-type callBody struct {
-	rc       io.ReadCloser
-	cancel   context.CancelFunc
-	m        *Manager
-	ep       *endpoint
-	finished atomic.Bool
-}
-
-func (b *callBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		b.finish()
-	}
-	return n, err
-}
-
-func (b *callBody) Close() error {
-	err := b.rc.Close()
-	b.finish()
-	return err
-}
-
-func (b *callBody) finish() {
-	if b.finished.CompareAndSwap(false, true) {
-		b.cancel()
-		b.m.release(b.ep)
-	}
-}
-
-// callBodyWriter keeps io.Writer for bodies that have it (101 Switching
-// Protocols), so upgraded connections still work through the Manager.
-type callBodyWriter struct {
-	*callBody
-}
-
-func (b callBodyWriter) Write(p []byte) (int, error) {
-	return b.rc.(io.Writer).Write(p)
 }
 
 // bufferBodyUntil is bufferBody bounded by ctx and the call's deadline

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,12 @@ type BreakerConfig struct {
 	// circuit_breaker settings must then be equal). Default "": each
 	// endpoint has its own, even for the same upstream.
 	Group string `yaml:"group,omitempty" json:"group,omitempty"`
+	// Scope says whether breaker state is shared with the fleet through
+	// a BreakerStore (WithBreakerStore, or a redis block): open signals
+	// and half-open probes. "local" keeps it in this Manager; "fleet"
+	// requires a store (New fails without one). Default "": fleet when a
+	// store is configured, else local.
+	Scope string `yaml:"scope,omitempty" json:"scope,omitempty"`
 	// Disabled switches the breaker off for this endpoint. Default false.
 	Disabled *bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 }
@@ -101,6 +108,7 @@ func validateBreaker(p *problems, path string, c BreakerConfig) {
 		p.add(path+".success_threshold", "must be >= 1, got %d", c.SuccessThreshold)
 	}
 	nonNegative(p, path+".idle_timeout", c.IdleTimeout)
+	validateScope(p, path+".scope", c.Scope)
 	for i, s := range c.FailureStatuses {
 		if s < 100 || s > 599 {
 			p.add(fmt.Sprintf("%s.failure_statuses[%d]", path, i), "must be an HTTP status 100..599, got %d", s)
@@ -119,6 +127,18 @@ func checkResolvedBreaker(p *problems, path string, c BreakerConfig) {
 	}
 	if c.SuccessThreshold > c.HalfOpenRequests {
 		p.add(path+".success_threshold", "must be <= half_open_requests (%d), got %d", c.HalfOpenRequests, c.SuccessThreshold)
+	}
+}
+
+// Scopes of a rate limit or a breaker.
+const (
+	scopeLocal = "local"
+	scopeFleet = "fleet"
+)
+
+func validateScope(p *problems, path, scope string) {
+	if scope != "" && scope != scopeLocal && scope != scopeFleet {
+		p.add(path, `must be "local" or "fleet"`)
 	}
 }
 
@@ -219,6 +239,9 @@ type StateChange struct {
 	Err error
 	// At is when the transition happened.
 	At time.Time
+
+	until  time.Time // when an open breaker lets probes through
+	remote bool      // applied from a fleet signal: never published back
 }
 
 // StateListener is implemented by plugins that want breaker state
@@ -335,6 +358,7 @@ const (
 type breaker struct {
 	policy   *breakerPolicy
 	events   *dispatcher
+	fleet    *breakerFleet // nil: local only
 	upstream string
 	origin   time.Time // bucket numbers count Window/10 periods from here
 
@@ -424,6 +448,11 @@ func (b *breaker) allowAt(endpoint string, now time.Time) (permit, *CircuitOpenE
 	b.mu.Unlock()
 	if moved {
 		b.events.flush()
+	}
+	if p.probe && b.fleet != nil && !b.fleet.acquireProbe(endpoint, b.upstream, b.policy.recovery, b.policy.halfOpen) {
+		// The fleet's probes are taken: give the local slot back.
+		p.done(endpoint, outcomeIgnored, nil, now)
+		return permit{}, &CircuitOpenError{Endpoint: endpoint, Upstream: b.upstream, State: BreakerHalfOpen}
 	}
 	return p, refused
 }
@@ -588,7 +617,7 @@ func (b *breaker) setState(endpoint string, to BreakerState, err error, now time
 		b.clearWindow()
 	}
 	b.stateGen.Store(b.gen<<2 | uint64(to))
-	b.events.enqueue(StateChange{Endpoint: endpoint, Upstream: b.upstream, From: from, To: to, Err: err, At: now})
+	b.events.enqueue(StateChange{Endpoint: endpoint, Upstream: b.upstream, From: from, To: to, Err: err, At: now, until: b.openUntil})
 }
 
 // snapshot returns the breaker's stats at now, turning it half-open first
@@ -624,58 +653,90 @@ func (b *breaker) snapshot(endpoint string, now time.Time) BreakerStats {
 	return s
 }
 
-// breakerSet holds an endpoint's (or a group's) breakers, one per
-// upstream, created on first use. Idle ones are dropped when a new one is
-// made, so a client that calls many hosts keeps bounded state.
+// breakerSet holds an endpoint's (or a group's) upstreams, each with its
+// breaker, created on first use. The lookup is lock-free and flat in the
+// number of upstreams (a sync.Map, read-mostly); only creation takes mu.
+// Idle upstreams are dropped when a new one is made, so a client that
+// calls many hosts keeps bounded state.
 type breakerSet struct {
-	policy *breakerPolicy
-	cfg    BreakerConfig
-	events *dispatcher
+	policy  *breakerPolicy
+	cfg     BreakerConfig
+	events  *dispatcher
+	factory BreakerFactory // nil: the built-in breaker
+	fleet   *breakerFleet  // nil: breaker state stays local
 
-	// last is the breaker most recently looked up: the common endpoint
-	// has one upstream and finds its breaker here without a lock.
-	last atomic.Pointer[breaker]
+	// last is the upstream most recently created: the common endpoint
+	// has one upstream and finds it here with one atomic load. It is
+	// never written on lookup, so many goroutines reading many hosts do
+	// not contend on it.
+	last       atomic.Pointer[Upstream]
+	byUpstream sync.Map // authority (lower case) -> *Upstream
 
-	// mu guards byUpstream and lastSweep.
-	mu         sync.Mutex
-	byUpstream map[string]*breaker
-	lastSweep  time.Time
+	// mu serializes creation and sweeping, and guards lastSweep.
+	mu        sync.Mutex
+	lastSweep time.Time
 }
 
 func newBreakerSet(cfg BreakerConfig, d *dispatcher) *breakerSet {
-	return &breakerSet{policy: newBreakerPolicy(cfg), cfg: cfg, events: d, byUpstream: map[string]*breaker{}}
+	return &breakerSet{policy: newBreakerPolicy(cfg), cfg: cfg, events: d}
 }
 
-// get returns the breaker for upstream (a URL authority, any case),
-// creating it if needed.
-func (s *breakerSet) get(upstream string, clock func() time.Time) *breaker {
-	if b := s.last.Load(); b != nil && b.upstream == upstream {
-		return b
+// upstream returns the upstream for authority (any case), creating it,
+// and its breaker, on first use. endpoint names the endpoint for a
+// BreakerFactory.
+func (s *breakerSet) upstream(endpoint, authority string, clock func() time.Time) *Upstream {
+	if u := s.last.Load(); u != nil && u.guard.key == authority {
+		return u
 	}
-	if hasUpper(upstream) {
-		upstream = strings.ToLower(upstream)
+	if hasUpper(authority) {
+		authority = strings.ToLower(authority)
 	}
+	if v, ok := s.byUpstream.Load(authority); ok {
+		return v.(*Upstream)
+	}
+	return s.create(endpoint, authority, clock())
+}
+
+// create makes the upstream for authority unless another call just did.
+func (s *breakerSet) create(endpoint, authority string, now time.Time) *Upstream {
 	s.mu.Lock()
-	b := s.byUpstream[upstream]
-	if b == nil {
-		now := clock()
-		if s.policy.idle > 0 && now.Sub(s.lastSweep) >= s.policy.idle/4 {
-			s.sweep(now)
-		}
-		b = newBreaker(s.policy, s.events, upstream, now)
-		s.byUpstream[upstream] = b
+	defer s.mu.Unlock()
+	if v, ok := s.byUpstream.Load(authority); ok {
+		return v.(*Upstream)
 	}
-	s.last.Store(b)
-	s.mu.Unlock()
-	return b
+	if s.policy.idle > 0 && now.Sub(s.lastSweep) >= s.policy.idle/4 {
+		s.sweep(now)
+	}
+	u := &Upstream{URL: &url.URL{Host: authority}, Weight: 1}
+	u.guard.key = authority
+	if s.factory != nil {
+		u.guard.custom = s.factory(endpoint, authority)
+	}
+	if u.guard.custom == nil {
+		u.guard.b = newBreaker(s.policy, s.events, authority, now)
+		u.guard.b.fleet = s.fleet
+	}
+	s.byUpstream.Store(authority, u)
+	s.last.Store(u)
+	return u
 }
 
-// sweep drops breakers idle for the idle timeout whose probes are not in
-// flight. A call still holding a permit of a dropped breaker reports to
-// it harmlessly. Requires s.mu.
+// get returns the built-in breaker of upstream (nil under a factory).
+func (s *breakerSet) get(upstream string, clock func() time.Time) *breaker {
+	return s.upstream("", upstream, clock).guard.b
+}
+
+// sweep drops built-in breakers idle for the idle timeout whose probes
+// are not in flight. A call still holding a permit of a dropped breaker
+// reports to it harmlessly. Requires s.mu.
 func (s *breakerSet) sweep(now time.Time) {
 	s.lastSweep = now
-	for up, b := range s.byUpstream {
+	s.byUpstream.Range(func(k, v any) bool {
+		u := v.(*Upstream)
+		b := u.guard.b
+		if b == nil {
+			return true
+		}
 		b.mu.Lock()
 		idle := now.Sub(b.lastUse()) >= s.policy.idle && b.probes == 0
 		if idle {
@@ -683,22 +744,28 @@ func (s *breakerSet) sweep(now time.Time) {
 		}
 		b.mu.Unlock()
 		if idle {
-			delete(s.byUpstream, up)
-			if s.last.Load() == b {
-				s.last.Store(nil)
-			}
+			s.byUpstream.Delete(k)
+			s.last.CompareAndSwap(u, nil)
 		}
-	}
+		return true
+	})
+}
+
+// breakers lists the built-in breakers of the set.
+func (s *breakerSet) breakers() []*breaker {
+	var list []*breaker
+	s.byUpstream.Range(func(_, v any) bool {
+		if b := v.(*Upstream).guard.b; b != nil {
+			list = append(list, b)
+		}
+		return true
+	})
+	return list
 }
 
 // snapshot returns per-upstream stats and their aggregate.
 func (s *breakerSet) snapshot(endpoint string, now time.Time) (BreakerStats, map[string]BreakerStats) {
-	s.mu.Lock()
-	list := make([]*breaker, 0, len(s.byUpstream))
-	for _, b := range s.byUpstream {
-		list = append(list, b)
-	}
-	s.mu.Unlock()
+	list := s.breakers()
 	agg := BreakerStats{Upstreams: len(list)}
 	per := make(map[string]BreakerStats, len(list))
 	for _, b := range list {
@@ -764,6 +831,16 @@ func (d *dispatcher) flush() {
 		return
 	}
 	d.running = true
+	// A deliver that panics past its own recovery (it should not) must
+	// not leave the dispatcher running for good.
+	completed := false
+	defer func() {
+		if !completed {
+			d.mu.Lock()
+			d.running = false
+			d.mu.Unlock()
+		}
+	}()
 	for len(d.queue) > 0 {
 		batch := d.queue
 		d.queue, d.spare = d.spare[:0], nil
@@ -776,6 +853,7 @@ func (d *dispatcher) flush() {
 		d.spare = batch[:0]
 	}
 	d.running = false
+	completed = true
 	d.mu.Unlock()
 }
 

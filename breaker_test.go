@@ -332,10 +332,8 @@ func TestBreakerSetOnePerUpstreamAndIdleEviction(t *testing.T) {
 	clock.Advance(2 * time.Minute)
 	// Making a new breaker sweeps the idle ones.
 	s.get("c.test", clock.Now)
-	s.mu.Lock()
-	_, hasA := s.byUpstream["a.test"]
-	n := len(s.byUpstream)
-	s.mu.Unlock()
+	_, hasA := s.byUpstream.Load("a.test")
+	n := len(s.breakers())
 	assert.False(t, hasA, "idle breaker dropped")
 	assert.Equal(t, 1, n)
 	assert.NotSame(t, a, s.get("a.test", clock.Now), "a new breaker after eviction")

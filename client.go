@@ -41,8 +41,11 @@ type Manager struct {
 	// now is the Manager's clock. Tests may replace it before the first
 	// call; nil-free after New.
 	now       func() time.Time
-	realClock bool        // now is time.Now
-	events    *dispatcher // breaker state changes, to the listeners
+	realClock bool          // now is time.Now
+	events    *dispatcher   // breaker state changes, to the listeners
+	observers []Observer    // WithObserver; empty: calls are not observed
+	id        string        // this Manager in fleet signals
+	fleet     *breakerFleet // shares breaker state; nil without a BreakerStore
 
 	// pluginMu serializes changes to the hook chain and guards hookSeq.
 	pluginMu sync.Mutex
@@ -166,27 +169,31 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	m.client = &http.Client{Transport: m}
 	m.events = &dispatcher{deliver: m.deliverStateChange}
+	m.observers = m.opts.observers
+	m.id = newManagerID()
 	m.chain.Store(buildChain(nil))
 	if err := m.Use(m.opts.plugins...); err != nil {
 		return nil, err
 	}
-	cc, err := compile(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := resolveTLSOptions(&m.opts, cc); err != nil {
-		return nil, err
-	}
-	if err := checkKeyFuncs(m.opts.keyFuncs, cc); err != nil {
-		return nil, err
-	}
-	if m.ownedFleet, err = m.opts.openFleet(cfg.Redis, m.logger); err != nil {
+	if err := m.openFleet(cfg.Redis); err != nil {
 		return nil, err
 	}
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
+	cc, err := m.prepare(cfg)
+	if err != nil {
+		m.closeFleet()
+		return nil, err
+	}
+	if m.opts.breakerStore != nil {
+		m.fleet = newBreakerFleet(m, m.opts.breakerStore, m.id)
+	}
 	table, err := m.buildTable(cc, nil)
 	if err != nil {
+		if m.fleet != nil {
+			m.fleet.close()
+		}
+		m.closeFleet()
 		return nil, err
 	}
 	m.redact.Store(cc.redactor)
@@ -200,14 +207,14 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 // settings they started with. Counters in Stats survive.
 func (m *Manager) Reload(cfg Config) (err error) {
 	defer func() { m.recordReload(err) }() // runs after reloadMu is released
-	cc, err := compile(cfg)
-	if err != nil {
-		return err
-	}
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
 	if m.closed.Load() {
 		return ErrClosed
+	}
+	cc, err := m.prepare(cfg)
+	if err != nil {
+		return err
 	}
 	old := m.table.Load()
 	table, err := m.buildTable(cc, old)
@@ -367,6 +374,7 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 		ep.fallbackHost = fallbackAuthority(ep.fallback, fbKind)
 	}
 	m.buildLimits(ep, prev, old, groups)
+	m.applyEndpointOptions(ep)
 	if s := m.stats[key]; s != nil {
 		ep.stats = s
 	} else {
@@ -375,7 +383,6 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 	}
 	if m.opts.transport != nil {
 		ep.transport = m.opts.transport
-		warnTLSIgnored(m.logger, key, cfg.TLS)
 		return ep, nil
 	}
 	et, err := newEndpointTLS(key, cfg.TLS, m.opts.tlsBase(key), m.logger, &ep.stats.tls)
@@ -455,11 +462,18 @@ func (m *Manager) Post(ctx context.Context, url, contentType string, body io.Rea
 // redactURLError replaces the URL net/http puts in a *url.Error with its
 // redacted form, so a token in a query string never reaches a log.
 func (m *Manager) redactURLError(err error) error {
+	if err == nil {
+		return nil // the common case: no allocation
+	}
+	return m.redactURLErrorSlow(err)
+}
+
+func (m *Manager) redactURLErrorSlow(err error) error {
 	var ue *url.Error
-	if err == nil || !errors.As(err, &ue) {
+	if !errors.As(err, &ue) {
 		return err
 	}
-	ue.URL = m.redact.Load().String(ue.URL)
+	ue.URL = redactRawURL(m.redact.Load(), ue.URL)
 	return err
 }
 
@@ -671,11 +685,16 @@ func (m *Manager) Close() error {
 		m.pluginMu.Lock()
 		plugins := m.chain.Load().plugins
 		m.pluginMu.Unlock()
+		// Each step runs whatever the one before did: closePlugin
+		// recovers a Close that panics.
 		for _, p := range plugins {
 			m.closePlugin(p)
 		}
 		m.stopWatch()
-		m.closeFleet()
+		if m.fleet != nil {
+			m.fleet.close()
+		}
+		m.closeFleet() // after the breaker fleet has unsubscribed
 		m.CloseIdleConnections()
 	})
 	return nil

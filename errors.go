@@ -118,7 +118,7 @@ func (e *HookError) Error() string {
 	if e.Panic != nil {
 		return "connmgr: " + e.Stage + " hook of plugin " + strconv.Quote(e.Plugin) + " panicked: " + panicString(e.Panic)
 	}
-	return "connmgr: " + e.Stage + " hook of plugin " + strconv.Quote(e.Plugin) + ": " + e.Err.Error()
+	return "connmgr: " + e.Stage + " hook of plugin " + strconv.Quote(e.Plugin) + ": " + safeString(e.Err)
 }
 
 func (e *HookError) Unwrap() error { return e.Err }

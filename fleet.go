@@ -120,45 +120,50 @@ func redactRedis(r RedisConfig) RedisConfig {
 	return r
 }
 
-// openFleet opens the fleet store for cfg's redis block, if any. It
-// returns the store the Manager owns (to close in Close).
-func (o *options) openFleet(r RedisConfig, logger *slog.Logger) (FleetStore, error) {
+// openFleet opens the fleet store for cfg's redis block, if any, and
+// keeps it in m.ownedFleet, for Close. Stores given in code win.
+func (m *Manager) openFleet(r RedisConfig) (err error) {
 	if !r.Enabled() {
-		return nil, nil
+		return nil
 	}
+	var p problems
+	validateRedis(&p, r)
+	if err := p.err(); err != nil {
+		return err
+	}
+	o := &m.opts
 	if o.rateStore != nil && o.breakerStore != nil {
-		return nil, nil // both given in code: nothing to open
+		return nil // both given in code: nothing to open
 	}
 	if o.fleetConnector == nil {
-		return nil, &ConfigError{Problems: []FieldError{{Path: "redis", Problem: "needs a fleet connector: pass connmgr.WithFleetConnector(redisstore.Connect)"}}}
+		return &ConfigError{Problems: []FieldError{{Path: "redis", Problem: "needs a fleet connector: pass connmgr.WithFleetConnector(redisstore.Connect)"}}}
 	}
-	store, err := callConnector(o.fleetConnector, FleetDial{Redis: r, Logger: logger})
+	store, err := m.callConnector(FleetDial{Redis: r, Logger: m.logger})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	m.ownedFleet = store
 	if o.rateStore == nil {
 		o.rateStore = store
 	}
 	if o.breakerStore == nil {
 		o.breakerStore = store
 	}
-	return store, nil
+	return nil
 }
 
-// callConnector runs user code: a panic becomes an error, and a typed-nil
-// store is refused.
-func callConnector(c FleetConnector, d FleetDial) (store FleetStore, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			store, err = nil, errors.New("connmgr: redis: the fleet connector panicked")
-		}
+// callConnector runs the connector (user code) under the recovery
+// helper, and refuses a nil or typed-nil store.
+func (m *Manager) callConnector(d FleetDial) (store FleetStore, err error) {
+	func() {
+		defer m.recovered("fleet connector", "redis", &err)
+		store, err = m.opts.fleetConnector(d)
 	}()
-	store, err = c(d)
 	if err != nil {
 		// The connector's error may quote the URL: name the field only.
 		return nil, fmt.Errorf("connmgr: redis: %w", redactedError{err})
 	}
-	if store == nil || isNilPointer(store) {
+	if rv := reflect.ValueOf(store); store == nil || isNilable(rv.Kind()) && rv.IsNil() {
 		return nil, errors.New("connmgr: redis: the fleet connector returned no store")
 	}
 	return store, nil
@@ -188,29 +193,19 @@ func effectiveRedis(r RedisConfig) RedisConfig {
 	return r
 }
 
-// closeFleet closes the fleet store the Manager opened, under recovery.
+// closeFleet closes the fleet store the Manager opened, under the
+// recovery helper.
 func (m *Manager) closeFleet() {
 	if m.ownedFleet == nil {
 		return
 	}
+	var err error
 	func() {
-		defer func() {
-			if recover() != nil {
-				m.logger.Error("connmgr: closing the fleet store panicked")
-			}
-		}()
-		if err := m.ownedFleet.Close(); err != nil {
-			m.logger.Warn("connmgr: closing the fleet store", "error", "failed")
-		}
+		defer m.recovered("fleet store", "Close", &err)
+		err = m.ownedFleet.Close()
 	}()
-}
-
-// isNilPointer reports whether v holds a nil pointer, map, func or the like
-// (a typed nil in an interface).
-func isNilPointer(v any) bool {
-	switch rv := reflect.ValueOf(v); rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
-		return rv.IsNil()
+	if err != nil {
+		m.logger.Warn("connmgr: closing the fleet store failed")
 	}
-	return false
+	m.ownedFleet = nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"time"
 )
@@ -135,6 +134,7 @@ type hookChain struct {
 	requests  []hookEntry[*RequestContext]
 	responses []hookEntry[*ResponseContext]
 	errors    []hookEntry[*ErrorContext]
+	wrappers  []MiddlewarePlugin // plugins that wrap whole calls
 }
 
 func (c *hookChain) empty() bool {
@@ -153,6 +153,9 @@ func buildChain(plugins []Plugin) *hookChain {
 		}
 		if h, ok := p.(errorPlugin); ok {
 			c.errors = append(c.errors, hookEntry[*ErrorContext]{name, h.OnError})
+		}
+		if w, ok := p.(MiddlewarePlugin); ok {
+			c.wrappers = append(c.wrappers, w)
 		}
 	}
 	return c
@@ -194,8 +197,9 @@ func validatePlugin(p Plugin) error {
 	_, isReq := p.(requestPlugin)
 	_, isResp := p.(responsePlugin)
 	_, isErr := p.(errorPlugin)
-	if !isReq && !isResp && !isErr {
-		return fmt.Errorf("connmgr: plugin %q (%T) implements none of OnRequest, OnResponse, OnError", p.Name(), p)
+	_, isWrap := p.(MiddlewarePlugin)
+	if !isReq && !isResp && !isErr && !isWrap {
+		return fmt.Errorf("connmgr: plugin %q (%T) implements none of OnRequest, OnResponse, OnError, WrapCall", p.Name(), p)
 	}
 	return nil
 }
@@ -290,13 +294,21 @@ func (m *Manager) addFuncPlugin(kind string, build func(*funcPlugin) Plugin, isN
 	}
 }
 
+// closePlugin closes a plugin that has a Close method, under the
+// recovery helper: a Close that panics is logged and the Manager goes on.
 func (m *Manager) closePlugin(p Plugin) {
 	c, ok := p.(closerPlugin)
 	if !ok {
 		return
 	}
-	if err := c.Close(); err != nil {
-		m.logger.Warn("connmgr: plugin close failed", slog.String("plugin", p.Name()), slog.String("error", err.Error()))
+	name := safeName(p)
+	var err error
+	func() {
+		defer m.recovered("plugin Close", name, &err)
+		err = c.Close()
+	}()
+	if err != nil {
+		m.logger.Warn("connmgr: plugin close failed", slog.String("plugin", name), slog.String("error", safeString(err)))
 	}
 }
 
@@ -306,9 +318,7 @@ func runHook[C any](m *Manager, ep *endpoint, stage string, h hookEntry[C], c C)
 	defer func() {
 		if p := recover(); p != nil {
 			ep.stats.hookPanics.Add(1)
-			m.logger.Error("connmgr: hook panicked",
-				slog.String("plugin", h.plugin), slog.String("stage", stage),
-				slog.String("panic", panicString(p)), slog.String("stack", string(debug.Stack())))
+			m.logPanic(stage+" hook", h.plugin, p)
 			err = &HookError{Plugin: h.plugin, Stage: stage, Panic: p}
 		}
 	}()
@@ -316,15 +326,4 @@ func runHook[C any](m *Manager, ep *endpoint, stage string, h hookEntry[C], c C)
 		return &HookError{Plugin: h.plugin, Stage: stage, Err: e}
 	}
 	return nil
-}
-
-func panicString(p any) string {
-	switch v := p.(type) {
-	case error:
-		return v.Error()
-	case string:
-		return v
-	default:
-		return fmt.Sprint(v)
-	}
 }

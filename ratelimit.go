@@ -53,6 +53,11 @@ type RateLimitConfig struct {
 	// Adaptive lowers the rate when the upstream pushes back and raises it
 	// again when it copes. Off by default.
 	Adaptive AdaptiveConfig `yaml:"adaptive,omitempty" json:"adaptive,omitempty"`
+	// Scope says where the buckets live: "local" (each Manager its own)
+	// or "fleet" (shared through the RateLimitStore given with
+	// WithRateLimitStore, or the one a redis block provides; New fails
+	// when there is none). Default "": local.
+	Scope string `yaml:"scope,omitempty" json:"scope,omitempty"`
 	// Disabled switches an inherited limit off for this endpoint.
 	Disabled *bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 }
@@ -132,6 +137,7 @@ func validateRateLimit(p *problems, path string, c RateLimitConfig) {
 	if c.MaxKeys < 0 {
 		p.add(path+".max_keys", "must be >= 1, got %d", c.MaxKeys)
 	}
+	validateScope(p, path+".scope", c.Scope)
 	a, ap := c.Adaptive, path+".adaptive"
 	if a.MinRate < 0 || math.IsNaN(a.MinRate) {
 		p.add(ap+".min_rate", "must be >= 0, got %g", a.MinRate)
@@ -247,6 +253,7 @@ type limiter struct {
 	maxKeys  int
 	adaptive *adaptivePolicy // nil: off
 	pauseCap time.Duration   // longest pause from a Retry-After or reset
+	fleet    *fleetLimiter   // scope: fleet; nil: local buckets only
 
 	shared bucket
 
@@ -324,13 +331,28 @@ func (l *limiter) bucketFor(req *http.Request, clock func() time.Time) *bucket {
 	if l.keys == nil {
 		return &l.shared
 	}
-	var key string
-	if l.keyFunc != nil {
-		key = l.keyFunc(req)
-	} else if v := req.Header[l.keyName]; len(v) > 0 {
-		key = v[0]
+	return l.bucketByKey(l.keyOf(req), clock)
+}
+
+// keyOf returns the rate-limit key of req ("" for the shared bucket). It
+// calls the endpoint's KeyFunc, which is user code: the pipeline calls it
+// under the recovery helper.
+func (l *limiter) keyOf(req *http.Request) string {
+	if l.keys == nil {
+		return ""
 	}
-	if key == "" {
+	if l.keyFunc != nil {
+		return l.keyFunc(req)
+	}
+	if v := req.Header[l.keyName]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// bucketByKey returns the bucket of key ("" for the shared bucket).
+func (l *limiter) bucketByKey(key string, clock func() time.Time) *bucket {
+	if key == "" || l.keys == nil {
 		return &l.shared
 	}
 	l.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/connmgr/connmgr/internal/redact"
@@ -42,6 +43,17 @@ type endpoint struct {
 	breakers *breakerSet
 	limiter  *limiter
 	bulkhead *bulkhead
+
+	// picker, when set, chooses each attempt's upstream (load balancing
+	// plugs in here); nil: the upstream is the request's host.
+	picker atomic.Pointer[pickerSlot]
+	// retryPolicy and backoffFunc replace retry_on and full jitter (nil: the config's).
+	retryPolicy RetryPolicy
+	backoffFunc BackoffFunc
+	// mw is the endpoint's middleware chain, built on first use and
+	// rebuilt when the plugins change.
+	mw         atomic.Pointer[wrappedEndpoint]
+	middleware []Middleware // WithEndpointMiddleware
 
 	transport http.RoundTripper
 	// ownTransport is the pool this endpoint created (nil under

@@ -258,6 +258,14 @@ const (
 func (t retryToken) ok() bool { return t != noToken }
 
 // withdraw pays for one retry at time now. A nil budget is unlimited.
+//
+// The budget allows max(Ratio × calls, MinPerSecond × time), not their
+// sum: every retry is charged to both the balance and the per-second
+// floor. A retry the floor pays for while the balance is empty leaves
+// the balance owing it (down to -budgetCapMilli), and the deposits of
+// later calls repay it first. Under a total outage the upstream then
+// sees at most (1+Ratio)× the offered load, however short the burst,
+// while a trickle of calls still gets MinPerSecond retries.
 func (b *retryBudget) withdraw(now time.Time) retryToken {
 	if b == nil {
 		return freeToken
@@ -268,10 +276,14 @@ func (b *retryBudget) withdraw(now time.Time) retryToken {
 			break
 		}
 		if b.balance.CompareAndSwap(cur, cur-1000) {
+			b.floor.AllowN(now, 1) // the floor counts it too
 			return balanceToken
 		}
 	}
 	if b.floor.AllowN(now, 1) {
+		if n := b.balance.Add(-1000); n < -budgetCapMilli {
+			b.balance.CompareAndSwap(n, -budgetCapMilli)
+		}
 		return floorToken
 	}
 	return noToken

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -515,4 +516,51 @@ func TestGetBodyUsedForReplay(t *testing.T) {
 	for _, r := range srv.Requests() {
 		assert.Equal(t, "from-getbody", string(r.Body))
 	}
+}
+
+func TestStalledDiscardedBodyIsCutOff(t *testing.T) {
+	srv := connmgrtest.NewServer(
+		connmgrtest.Step{Status: 503, Body: strings.Repeat("x", 100), ChunkDelay: 3 * time.Second, Chunks: 2},
+		connmgrtest.Step{Status: 200, Body: "ok"})
+	defer srv.Close()
+	def := fastRetries(2)
+	def.Timeout = 10 * time.Second
+	m := newTestManager(t, Config{Default: def})
+	start := time.Now()
+	resp, err := get(t, m, srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", readAll(t, resp))
+	assert.Less(t, time.Since(start), 2*time.Second, "the drain is bounded in time, not only in bytes")
+}
+
+func TestRetryAmplificationUnderTotalOutage(t *testing.T) {
+	var sent atomic.Int64
+	tr := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		sent.Add(1)
+		return cannedResponse(r, 503, "down"), nil
+	})
+	def := EndpointConfig{Retry: RetryConfig{InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}}
+	def.CircuitBreaker.Disabled = Bool(true) // this test is about the budget alone
+	m := newTestManager(t, Config{Default: def}, WithTransport(tr))
+	const calls, concurrency = 400, 20
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for g := 0; g < concurrency; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= calls {
+				resp, err := m.Get(context.Background(), "http://x.test/")
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	ratio := float64(sent.Load()) / calls
+	t.Logf("amplification %.3f (%d attempts for %d calls)", ratio, sent.Load(), calls)
+	assert.LessOrEqual(t, ratio, 1.2, "the retry budget holds a total outage to 1+ratio")
+	assert.Greater(t, ratio, 1.0, "retries still happen")
 }

@@ -708,10 +708,13 @@ func TestWithTLSConfig(t *testing.T) {
 		_, err := New(Config{}, WithTLSConfig("default", &tls.Config{}), WithTransport(&fakeTransport{}))
 		assert.ErrorContains(t, err, "WithTLSConfig and WithTransport cannot be combined")
 	})
-	t.Run("TLS settings under WithTransport are reported as ignored", func(t *testing.T) {
-		logs := &logBuffer{}
-		newTestManager(t, tlsConfigFor(TLSConfig{Pins: []string{SPKIPin(p.ca.Cert)}}), WithTransport(&fakeTransport{}), WithLogger(newTestLogger(logs)))
-		assert.Contains(t, logs.String(), "tls settings are ignored")
+	t.Run("TLS settings under WithTransport are refused, naming the endpoint", func(t *testing.T) {
+		// Issue 8 changed this contract: the settings were dropped with a
+		// log line; pins silently not checked are worse than an error.
+		_, err := New(tlsConfigFor(TLSConfig{Pins: []string{SPKIPin(p.ca.Cert)}}), WithTransport(&fakeTransport{}))
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce)
+		assert.Contains(t, err.Error(), `endpoints["127.0.0.1"].tls: has no effect with WithTransport`)
 	})
 }
 

@@ -1,0 +1,245 @@
+package connmgr
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+)
+
+// prepare builds the attempt's request under its per-try context: the
+// timeout, bounded by the call's deadline, that ends when the caller
+// closes the body. Without request hooks the request is one shallow copy
+// of the caller's carrying that context.
+func (a *attempt) prepare() {
+	c := a.c
+	ep := c.ep
+	// The first attempt reuses the call's start unless hooks or a rate
+	// limit wait ran since.
+	a.sent = c.start
+	if a.n > 1 || a.hooked != nil || ep.limiter != nil || a.picked {
+		a.sent = c.m.now()
+	}
+	a.deadline = c.deadline
+	if c.timeout > 0 {
+		if d := a.sent.Add(c.timeout); a.deadline.IsZero() || d.Before(a.deadline) {
+			a.deadline = d
+		}
+	}
+	parent := c.ctx
+	if a.hooked != nil {
+		parent = a.hooked.Context()
+	}
+	actx := a.attemptContext(parent)
+	if a.hooked != nil {
+		a.req = a.hooked.WithContext(actx)
+	} else {
+		a.req = c.plainRequest(actx, a.body)
+	}
+	if a.picked && a.up.URL != nil {
+		u := *a.req.URL
+		u.Scheme, u.Host = a.up.URL.Scheme, a.up.URL.Host
+		if u.Scheme == "" {
+			u.Scheme = a.req.URL.Scheme
+		}
+		a.req.URL, a.req.Host = &u, ""
+	}
+}
+
+// attemptContext returns the per-try context and sets a.cancel.
+func (a *attempt) attemptContext(parent context.Context) context.Context {
+	ctx := a.c.ctx
+	var actx context.Context
+	if d, ok := ctx.Deadline(); ok && parent == ctx && !a.deadline.IsZero() && !d.After(a.deadline) {
+		// The caller's own deadline comes first: it is the per-try
+		// timeout, and a context of our own would only add a second
+		// timer for the same moment.
+		actx, a.cancel = ctx, noCancel
+	} else if a.deadline.IsZero() {
+		actx, a.cancel = context.WithCancel(parent)
+	} else {
+		actx, a.cancel = context.WithDeadline(parent, a.deadline)
+	}
+	if parent != ctx {
+		// A hook replaced the request's context: the caller's
+		// cancellation must still end the attempt.
+		cancelAttempt := a.cancel
+		stop := context.AfterFunc(ctx, cancelAttempt)
+		a.cancel = func() { stop(); cancelAttempt() }
+	}
+	return actx
+}
+
+// plainRequest is the attempt's request when no hook ran: a shallow copy
+// of the caller's, with the endpoint's headers.
+func (c *call) plainRequest(actx context.Context, body io.ReadCloser) *http.Request {
+	req, ep := c.req, c.ep
+	r := req.WithContext(actx)
+	r.Body, r.GetBody = body, c.getBody
+	hooksSee := !c.chain.empty()
+	switch {
+	case hooksSee:
+		// Hooks may change the header in place: a deep copy.
+		r.Header = req.Header.Clone()
+		if r.Header == nil {
+			r.Header = make(http.Header, len(ep.setHeaders))
+		}
+		addHeaders(r.Header, ep.setHeaders, true)
+		u := *req.URL
+		r.URL = &u
+	case len(ep.setHeaders) > 0:
+		// Only the transport sees it, and it does not write to it.
+		r.Header = headerWith(req.Header, ep.setHeaders)
+	}
+	return r
+}
+
+// observeStart reports the attempt to the observer, which may replace
+// its context (a span).
+func (a *attempt) observeStart() {
+	c := a.c
+	up := ""
+	st := BreakerClosed
+	if a.up != nil {
+		up = a.up.guard.key
+		if b := a.up.guard.b; b != nil {
+			st = BreakerState(b.stateGen.Load() & 3)
+		}
+	} else {
+		up = a.req.URL.Host
+	}
+	ev := &AttemptEvent{Context: a.req.Context(), Request: a.req, Endpoint: c.ep.key, Upstream: up, Attempt: a.n,
+		LimiterWait: a.waited, BreakerState: st, Start: a.sent}
+	a.obs = c.m.observeAttemptStart(c.obs, ev)
+	if ev.Context != nil && ev.Context != a.req.Context() {
+		a.req = a.req.WithContext(ev.Context)
+	}
+}
+
+// transportRoundTrip sends an admitted attempt. A transport that panics
+// has its panic turned into an error, which then takes the normal
+// failure path; a transport that returns neither a response nor an
+// error gets an error; a response returned with an error is closed and
+// dropped, as http.Client does.
+func (m *Manager) transportRoundTrip(ep *endpoint, areq *http.Request) (resp *http.Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			m.logger.Error("connmgr: transport panicked",
+				slog.String("endpoint", ep.key), slog.String("panic", safeString(v)), slog.String("stack", string(debug.Stack())))
+			resp, err = nil, &transportPanicError{value: v}
+		}
+	}()
+	resp, err = ep.transport.RoundTrip(areq)
+	switch {
+	case err != nil && resp != nil:
+		drainAndClose(resp.Body)
+		resp = nil
+	case err == nil && resp == nil:
+		err = errNilResponse
+	}
+	return resp, err
+}
+
+// errNilResponse: the transport broke the RoundTripper contract.
+var errNilResponse = errors.New("connmgr: transport returned neither a response nor an error")
+
+// transportPanicError is a panic in the transport, turned into an error.
+// It is never retried.
+type transportPanicError struct {
+	value any
+}
+
+func (e *transportPanicError) Error() string {
+	return "connmgr: transport panicked: " + safeString(e.value)
+}
+
+// noCancel stands for the cancel func of an attempt that runs directly
+// under the caller's context.
+func noCancel() {}
+
+// wrapBody makes resp's body end the attempt and the call when the
+// caller closes it or reads it to the end.
+func (a *attempt) wrapBody(resp *http.Response) {
+	a.rc, a.status = resp.Body, resp.StatusCode
+	if _, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body = callBodyWriter{(*callBody)(a)}
+	} else {
+		resp.Body = (*callBody)(a)
+	}
+}
+
+// callBody is the attempt seen as the body of the response the call
+// returns (no allocation of its own).
+type callBody attempt
+
+func (b *callBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.finish(nil)
+	}
+	return n, err
+}
+
+func (b *callBody) Close() error {
+	err := b.rc.Close()
+	b.finish(nil)
+	return err
+}
+
+func (b *callBody) finish(err error) {
+	a := (*attempt)(b)
+	if a.ended.Load() {
+		return
+	}
+	a.end(a.status, err, false)
+	a.c.finish()
+}
+
+// callBodyWriter keeps io.Writer for bodies that have it (101 Switching
+// Protocols), so upgraded connections still work through the Manager.
+type callBodyWriter struct {
+	*callBody
+}
+
+func (b callBodyWriter) Write(p []byte) (int, error) {
+	return b.rc.(io.Writer).Write(p)
+}
+
+// maxDrainTime bounds the drain of a discarded body in time, as maxDrain
+// bounds it in bytes: a stalled body is cut off, not waited out.
+const maxDrainTime = 50 * time.Millisecond
+
+// discard drops a response the call will not return: its body drained a
+// little (bounded in bytes and in time) and closed, so its connection
+// can be reused, then its attempt ended as cancelled by connmgr.
+func (a *attempt) discard(resp *http.Response) {
+	if resp != nil && resp.Body != nil {
+		body := resp.Body
+		stop := a.cancel
+		if stop == nil || isNoCancel(a) {
+			stop = func() { _ = body.Close() }
+		}
+		t := time.AfterFunc(maxDrainTime, stop)
+		drainAndClose(body)
+		t.Stop()
+	}
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	a.end(status, nil, true)
+}
+
+func isNoCancel(a *attempt) bool {
+	return a.req != nil && a.req.Context() == a.c.ctx
+}
+
+// discardBody drains and closes a response nobody will read.
+func discardBody(resp *http.Response) {
+	if resp != nil {
+		drainAndClose(resp.Body)
+	}
+}

@@ -1,0 +1,445 @@
+package connmgr
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/connmgr/connmgr/internal/redact"
+)
+
+// call is one call of RoundTrip on one endpoint, from admission to the
+// end of its response body (or its error). It owns what lives for the
+// whole call: the deadline, the replayable body, the hook Values, the
+// settings of this call, the observer, and the call's slot in the
+// Manager and the endpoint (released once, by finish). Its attempts are
+// values of their own (attempt.go).
+type call struct {
+	m     *Manager
+	ep    *endpoint
+	req   *http.Request // the caller's; never written to
+	ctx   context.Context
+	chain *hookChain
+	obs   CallObserver // nil: nothing observes this call
+	hops  int          // fallbacks taken to get here
+
+	start    time.Time
+	deadline time.Time // zero: none
+
+	// Settings: the endpoint's, with the CallOptions of the context.
+	maxAttempts int
+	timeout     time.Duration // per try; 0: none
+	idempotent  bool          // CallOptions.Idempotent
+	policy      RetryPolicy   // nil: the endpoint's retry_on
+	backoff     BackoffFunc   // nil: full jitter
+
+	// The body: replayed through getBody; replayable is false for a body
+	// sent once (too large to buffer).
+	body       io.ReadCloser
+	getBody    func() (io.ReadCloser, error)
+	replayable bool
+
+	// values is the hook Values map. Hooks of one call never run at the
+	// same time (hookMu), so the map needs no lock of its own even when
+	// attempts overlap (hedging).
+	values map[string]any
+	hookMu sync.Mutex
+
+	tried      []*Upstream // picked upstreams, for PickInfo.Tried
+	attempts   int         // attempts sent to the network
+	lastStatus int
+	budgetRef  bool // the last retry was refused by the budget
+
+	finished atomic.Bool
+	first    attempt // the first attempt, allocated with the call
+}
+
+// RoundTrip sends one request through the pipeline (see the package
+// doc for the order). It never modifies req and always closes req.Body.
+// As with any RoundTripper, a final failure status such as 503 is a
+// response with a nil error.
+func (m *Manager) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req == nil {
+		return nil, errors.New("connmgr: RoundTrip: nil request")
+	}
+	if req.URL == nil {
+		closeRequestBody(req.Body)
+		return nil, errors.New("connmgr: RoundTrip: request has no URL")
+	}
+	ep := m.table.Load().lookup(req.URL)
+	if err := checkURL(req.URL); err != nil {
+		closeRequestBody(req.Body)
+		return nil, &Error{Endpoint: ep.key, Method: methodOrGet(req.Method), URL: m.redact.Load().URL(req.URL), Err: err}
+	}
+	if rt := m.wrapped(ep); rt != nil {
+		return rt.RoundTrip(req)
+	}
+	return m.startCall(ep, req, 0)
+}
+
+// errNoScheme and errNoHost: a request the transport could never send.
+// Such a call fails at once: it is not retried and reaches no breaker.
+var (
+	errNoScheme = errors.New("connmgr: the URL has no scheme (want http:// or https://)")
+	errNoHost   = errors.New("connmgr: the URL has no host")
+)
+
+// checkURL refuses a URL the transport could never send.
+func checkURL(u *url.URL) error {
+	if u.Scheme == "" {
+		return errNoScheme
+	}
+	if u.Host == "" {
+		return errNoHost
+	}
+	return nil
+}
+
+// startCall admits a call on ep (the Manager open, the concurrency cap)
+// and runs it. hops counts the fallbacks taken to get to ep.
+func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Response, error) {
+	if hops > 0 {
+		m.acquireContinuation(ep)
+	} else if !m.acquire(ep) {
+		closeRequestBody(req.Body)
+		return nil, m.callError(ep, req, 0, 0, ErrClosed, nil)
+	}
+	ep.stats.requests.Add(1)
+	c := m.newCall(ep, req, hops)
+	if ep.bulkhead != nil {
+		if err := ep.bulkhead.acquire(req.Context()); err != nil {
+			return c.capRefused(err)
+		}
+	}
+	ep.budget.deposit()
+	return c.run()
+}
+
+func (m *Manager) newCall(ep *endpoint, req *http.Request, hops int) *call {
+	c := &call{m: m, ep: ep, req: req, ctx: req.Context(), chain: m.chain.Load(), hops: hops, start: m.now(),
+		maxAttempts: ep.retry.maxAttempts, timeout: ep.timeout, policy: ep.retryPolicy, backoff: ep.backoffFunc}
+	total := ep.totalTimeout
+	if o := callOptionsFrom(c.ctx); o != nil {
+		total = c.applyOptions(o, total)
+	}
+	if total > 0 {
+		c.deadline = c.start.Add(total)
+	}
+	if d, ok := c.ctx.Deadline(); ok && (c.deadline.IsZero() || d.Before(c.deadline)) {
+		c.deadline = d
+	}
+	if !c.chain.empty() {
+		c.values = make(map[string]any)
+	}
+	if len(m.observers) > 0 {
+		c.obs = m.startObserving(c)
+	}
+	return c
+}
+
+// applyOptions overrides the endpoint's settings with the call's own,
+// returning the total timeout.
+func (c *call) applyOptions(o *CallOptions, total time.Duration) time.Duration {
+	switch {
+	case o.Timeout < 0:
+		c.timeout = 0
+	case o.Timeout > 0:
+		c.timeout = o.Timeout
+	}
+	switch {
+	case o.TotalTimeout < 0:
+		total = 0
+	case o.TotalTimeout > 0:
+		total = o.TotalTimeout
+	}
+	if o.MaxAttempts > 0 {
+		c.maxAttempts = min(o.MaxAttempts, 100)
+	}
+	if o.NoRetry {
+		c.maxAttempts = 1
+	}
+	c.idempotent = o.Idempotent
+	return total
+}
+
+// run runs the attempts of an admitted call until one gives the call
+// its outcome.
+func (c *call) run() (*http.Response, error) {
+	if err := c.prepareBody(); err != nil {
+		return c.fail(nil, err)
+	}
+	a := &c.first
+	for n := 1; ; n++ {
+		if n > 1 {
+			a = &attempt{}
+		}
+		a.c, a.n = c, n
+		v := a.run()
+		if !v.retry {
+			return v.resp, v.err
+		}
+	}
+}
+
+// verdict is what an attempt decided for its call: the call's response
+// or error, or another attempt.
+type verdict struct {
+	resp  *http.Response
+	err   error
+	retry bool
+}
+
+// prepareBody makes the request body replayable: through GetBody, or by
+// buffering a body without it up to a limit; a larger one is sent once.
+func (c *call) prepareBody() error {
+	req, ep := c.req, c.ep
+	c.body, c.getBody, c.replayable = req.Body, req.GetBody, true
+	if c.body == http.NoBody {
+		c.body = nil
+	}
+	if c.body == nil || c.getBody != nil {
+		return nil
+	}
+	if c.maxAttempts <= 1 || ep.retry.maxBufferedBody <= 0 || req.ContentLength > ep.retry.maxBufferedBody {
+		c.replayable = false
+		return nil
+	}
+	gb, once, err := bufferBodyUntil(c.ctx, c.deadline, c.body, ep.retry.maxBufferedBody)
+	switch {
+	case err != nil:
+		c.body = nil
+		return err
+	case gb != nil:
+		c.getBody = gb
+		c.body, _ = gb()
+	default:
+		c.body, c.replayable = once, false
+	}
+	return nil
+}
+
+// attemptBody returns the body for attempt n.
+func (c *call) attemptBody(n int) (io.ReadCloser, error) {
+	if c.body == nil {
+		return nil, nil
+	}
+	if n == 1 {
+		return c.body, nil
+	}
+	return c.getBody()
+}
+
+// fail ends the call with an error. Only a call that reached the network
+// counts in the latency percentiles: a call refused locally took no
+// upstream time.
+func (c *call) fail(kind, cause error) (*http.Response, error) {
+	err := c.m.callError(c.ep, c.req, c.attempts, c.lastStatus, kind, cause)
+	if c.attempts > 0 {
+		c.ep.stats.record(0, true, c.m.since(c.start))
+	} else {
+		c.ep.stats.failures.Add(1)
+	}
+	c.end(nil, err, false)
+	c.finish()
+	return nil, err
+}
+
+// end reports the end of the call to its observer.
+func (c *call) end(resp *http.Response, err error, fallback bool) {
+	if c.obs != nil {
+		c.m.observeCallEnd(c.obs, CallEndEvent{Response: resp, Err: err, Attempts: c.attempts, Fallback: fallback, Duration: c.m.since(c.start)})
+	}
+}
+
+// finish releases the call's slots (the Manager's, the endpoint's, the
+// concurrency cap's), exactly once.
+func (c *call) finish() {
+	if c.finished.CompareAndSwap(false, true) {
+		c.m.release(c.ep)
+	}
+}
+
+// answer finishes the call with resp: the response hooks run (not for a
+// fallback), then the response is returned. a is the attempt that got
+// resp from the network, or nil (a hook answered); its body wrapper
+// ends the attempt and the call when the caller closes the body.
+func (c *call) answer(a *attempt, areq *http.Request, resp *http.Response, fallback bool) (*http.Response, error) {
+	elapsed := c.m.since(c.start)
+	if !fallback && len(c.chain.responses) > 0 {
+		r, err := c.runResponseHooks(a, areq, resp, elapsed)
+		if err != nil {
+			if a != nil {
+				a.end(0, err, false)
+			}
+			return c.fail(nil, err)
+		}
+		resp = r
+	}
+	ep := c.ep
+	failed := fallback || resp.StatusCode >= 500 || ep.retry.retryOn.has(resp.StatusCode)
+	ep.stats.record(resp.StatusCode, failed, elapsed)
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	if resp.Request == nil {
+		resp.Request = areq
+	}
+	c.end(resp, nil, fallback)
+	if a == nil || resp.Body == http.NoBody {
+		if a != nil {
+			a.end(resp.StatusCode, nil, false)
+		}
+		c.finish()
+		return resp, nil
+	}
+	a.wrapBody(resp)
+	return resp, nil
+}
+
+// runResponseHooks runs the response hooks on resp; on an error the
+// body of the response they left is closed.
+func (c *call) runResponseHooks(a *attempt, areq *http.Request, resp *http.Response, elapsed time.Duration) (*http.Response, error) {
+	n := 0
+	if a != nil {
+		n = a.n
+	}
+	c.hookMu.Lock()
+	defer c.hookMu.Unlock()
+	rc := &ResponseContext{Request: areq, Response: resp, Endpoint: c.ep.key, Attempt: n, Duration: elapsed, Values: c.values}
+	for _, h := range c.chain.responses {
+		if err := runHook(c.m, c.ep, "OnResponse", h, rc); err != nil {
+			c.lastStatus = resp.StatusCode
+			discardBody(rc.Response)
+			return nil, err
+		}
+	}
+	if rc.Response == nil {
+		c.lastStatus = resp.StatusCode
+		discardBody(resp)
+		return nil, errors.New("OnResponse hook set Response to nil")
+	}
+	return rc.Response, nil
+}
+
+// capRefused ends a call the concurrency cap refused: to the fallback
+// endpoint, or through the error hooks, or with the error.
+func (c *call) capRefused(err error) (*http.Response, error) {
+	m, ep := c.m, c.ep
+	if err != ErrConcurrencyLimit {
+		// The caller gave up while queued.
+		m.releaseUncapped(ep)
+		c.finished.Store(true)
+		ep.stats.failures.Add(1)
+		closeRequestBody(c.req.Body)
+		return nil, m.callError(ep, c.req, 0, 0, nil, err)
+	}
+	c.refusalSeen(1, "", RefusedConcurrencyLimit, err)
+	if fb := m.fallbackFor(ep, c.hops); fb != nil {
+		c.finished.Store(true)
+		return m.toFallback(ep, fb, c.req, c.req.Body, c.req.GetBody, c.hops, err, m.releaseUncapped)
+	}
+	c.body = c.req.Body
+	resp, herr := c.refusalHooks(1, c.req, err)
+	// The call holds no slot of the cap: finish must not give one back.
+	m.releaseUncapped(ep)
+	c.finished.Store(true)
+	closeRequestBody(c.body)
+	if resp != nil {
+		return c.answerRefused(resp)
+	}
+	ep.stats.failures.Add(1)
+	if herr == nil {
+		return nil, m.callError(ep, c.req, 0, 0, ErrConcurrencyLimit, nil)
+	}
+	return nil, m.callError(ep, c.req, 0, 0, nil, herr)
+}
+
+// answerRefused returns the response an error hook gave a refused call
+// (its slots already released).
+func (c *call) answerRefused(resp *http.Response) (*http.Response, error) {
+	c.ep.stats.record(resp.StatusCode, true, 0)
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	if resp.Request == nil {
+		resp.Request = c.req
+	}
+	c.end(resp, nil, true)
+	return resp, nil
+}
+
+// refusalSeen reports a local refusal to the observer.
+func (c *call) refusalSeen(n int, upstream string, reason Refusal, err error) {
+	if c.obs != nil {
+		c.m.observeRefused(c.obs, RefusalEvent{Endpoint: c.ep.key, Upstream: upstream, Reason: reason, Attempt: n, Err: err, At: c.m.now()})
+	}
+}
+
+// refusalHooks runs the error hooks for a local refusal (breaker,
+// limiter, cap, balancer): Retry is false and stays so, Fallback answers
+// the call. It returns the fallback response, or the hook's error.
+func (c *call) refusalHooks(n int, req *http.Request, refusal error) (*http.Response, error) {
+	if len(c.chain.errors) == 0 {
+		return nil, nil
+	}
+	c.hookMu.Lock()
+	defer c.hookMu.Unlock()
+	ec := &ErrorContext{Request: req, Err: refusal, Endpoint: c.ep.key, Attempt: n, Values: c.values}
+	for _, h := range c.chain.errors {
+		if err := runHook(c.m, c.ep, "OnError", h, ec); err != nil {
+			return nil, err
+		}
+		if ec.Fallback != nil {
+			return ec.Fallback, nil
+		}
+	}
+	return nil, nil
+}
+
+// callError builds the *Error a call returns, with the URL redacted.
+func (m *Manager) callError(ep *endpoint, req *http.Request, attempts, status int, kind, cause error) *Error {
+	return &Error{
+		Endpoint:   ep.key,
+		Method:     methodOrGet(req.Method),
+		URL:        m.redact.Load().URL(req.URL),
+		Attempts:   attempts,
+		LastStatus: status,
+		Kind:       kind,
+		Err:        cause,
+	}
+}
+
+func methodOrGet(method string) string {
+	if method == "" {
+		return http.MethodGet
+	}
+	return method
+}
+
+// redactRawURL redacts a raw URL string for an error message. One that
+// parses is redacted as any URL. One that does not (a typo) is shown,
+// with what could hold a secret cut: the userinfo before an '@', and the
+// query and fragment.
+func redactRawURL(r *redact.Redactor, raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return r.URL(u)
+	}
+	s := raw
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i] + s[i:i+1] + redact.Mask
+	}
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
+		start := 0
+		if i := strings.Index(s, "://"); i >= 0 && i < at {
+			start = i + 3
+		}
+		s = s[:start] + redact.Mask + s[at:]
+	}
+	return s
+}

@@ -1,0 +1,123 @@
+package connmgr
+
+// This file calls the observers (observer.go) from the pipeline. Every
+// call runs under the recovery helper: an observer that panics is logged
+// and the call goes on. A Manager without observers never gets here:
+// every call site checks the call's observer for nil first.
+
+// startObserving starts observing a call: one CallObserver per observer
+// that wants the call, combined when there are several.
+func (m *Manager) startObserving(c *call) CallObserver {
+	ev := &CallEvent{Context: c.ctx, Request: c.req, Endpoint: c.ep.key, Start: c.start}
+	var list multiCallObserver
+	for _, o := range m.observers {
+		if co := m.observeStart(o, ev); co != nil {
+			list = append(list, co)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return list
+}
+
+func (m *Manager) observeStart(o Observer, ev *CallEvent) (co CallObserver) {
+	defer m.recovered("observer", "StartCall", nil)
+	return o.StartCall(ev)
+}
+
+func (m *Manager) observeRefused(o CallObserver, ev RefusalEvent) {
+	if l, ok := o.(multiCallObserver); ok {
+		for _, x := range l {
+			m.observeRefused(x, ev)
+		}
+		return
+	}
+	defer m.recovered("observer", "Refused", nil)
+	o.Refused(ev)
+}
+
+func (m *Manager) observeRetry(o CallObserver, ev RetryEvent) {
+	if l, ok := o.(multiCallObserver); ok {
+		for _, x := range l {
+			m.observeRetry(x, ev)
+		}
+		return
+	}
+	defer m.recovered("observer", "Retry", nil)
+	o.Retry(ev)
+}
+
+func (m *Manager) observeCallEnd(o CallObserver, ev CallEndEvent) {
+	if l, ok := o.(multiCallObserver); ok {
+		for _, x := range l {
+			m.observeCallEnd(x, ev)
+		}
+		return
+	}
+	defer m.recovered("observer", "End", nil)
+	o.End(ev)
+}
+
+func (m *Manager) observeAttemptStart(o CallObserver, ev *AttemptEvent) AttemptObserver {
+	if l, ok := o.(multiCallObserver); ok {
+		var list multiAttemptObserver
+		for _, x := range l {
+			if ao := m.observeAttemptStart(x, ev); ao != nil {
+				list = append(list, ao)
+			}
+		}
+		if len(list) == 0 {
+			return nil
+		}
+		return list
+	}
+	return m.attemptStart(o, ev)
+}
+
+func (m *Manager) attemptStart(o CallObserver, ev *AttemptEvent) (ao AttemptObserver) {
+	defer m.recovered("observer", "AttemptStart", nil)
+	return o.AttemptStart(ev)
+}
+
+func (m *Manager) observeHeaders(o AttemptObserver, ev HeadersEvent) {
+	if l, ok := o.(multiAttemptObserver); ok {
+		for _, x := range l {
+			m.observeHeaders(x, ev)
+		}
+		return
+	}
+	defer m.recovered("observer", "Headers", nil)
+	o.Headers(ev)
+}
+
+func (m *Manager) observeAttemptEnd(o AttemptObserver, ev AttemptEndEvent) {
+	if l, ok := o.(multiAttemptObserver); ok {
+		for _, x := range l {
+			m.observeAttemptEnd(x, ev)
+		}
+		return
+	}
+	defer m.recovered("observer", "AttemptEnd", nil)
+	o.End(ev)
+}
+
+// multiCallObserver and multiAttemptObserver fan one call out to several
+// observers, in the order they were registered. The Manager unpacks them
+// so that each observer runs under its own recovery.
+type multiCallObserver []CallObserver
+
+func (l multiCallObserver) Refused(ev RefusalEvent) {}
+func (l multiCallObserver) AttemptStart(ev *AttemptEvent) AttemptObserver {
+	return nil
+}
+func (l multiCallObserver) Retry(ev RetryEvent) {}
+func (l multiCallObserver) End(ev CallEndEvent) {}
+
+type multiAttemptObserver []AttemptObserver
+
+func (l multiAttemptObserver) Headers(ev HeadersEvent) {}
+func (l multiAttemptObserver) End(ev AttemptEndEvent)  {}

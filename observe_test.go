@@ -1,0 +1,131 @@
+package connmgr
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/connmgr/connmgr/connmgrtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// recordingObserver writes one line per event.
+type recordingObserver struct {
+	mu     sync.Mutex
+	events []string
+	panics bool
+}
+
+func (o *recordingObserver) add(format string, args ...any) {
+	o.mu.Lock()
+	o.events = append(o.events, fmt.Sprintf(format, args...))
+	o.mu.Unlock()
+	if o.panics {
+		var typedNil *StatusError
+		panic(typedNil)
+	}
+}
+
+func (o *recordingObserver) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.events...)
+}
+
+func (o *recordingObserver) StartCall(ev *CallEvent) CallObserver {
+	o.add("call %s", ev.Endpoint)
+	return o
+}
+
+func (o *recordingObserver) Refused(ev RefusalEvent) { o.add("refused %s %d", ev.Reason, ev.Attempt) }
+
+func (o *recordingObserver) AttemptStart(ev *AttemptEvent) AttemptObserver {
+	o.add("attempt %d", ev.Attempt)
+	ev.Request.Header.Set("X-Trace", "t")
+	return attemptRecorder{o}
+}
+
+func (o *recordingObserver) Retry(ev RetryEvent) {
+	o.add("retry %d %s %d", ev.Attempt, ev.Reason, ev.StatusCode)
+}
+
+func (o *recordingObserver) End(ev CallEndEvent) {
+	o.add("end attempts=%d err=%v", ev.Attempts, ev.Err != nil)
+}
+
+type attemptRecorder struct{ o *recordingObserver }
+
+func (a attemptRecorder) Headers(ev HeadersEvent) {
+	if ev.Response != nil {
+		a.o.add("headers %d", ev.Response.StatusCode)
+	} else {
+		a.o.add("headers err")
+	}
+}
+
+func (a attemptRecorder) End(ev AttemptEndEvent) {
+	a.o.add("attempt end %d canceled=%v failed=%v", ev.StatusCode, ev.Canceled, ev.Failed)
+}
+
+func TestObserverSeesEveryPoint(t *testing.T) {
+	srv := connmgrtest.NewServer(connmgrtest.Step{Status: 503}, connmgrtest.Step{Status: 200, Body: "ok"})
+	defer srv.Close()
+	o := &recordingObserver{}
+	m := newTestManager(t, Config{Default: fastRetries(3)}, WithObserver(o))
+	resp, err := get(t, m, srv.URL)
+	require.NoError(t, err)
+	before := o.list()
+	assert.Equal(t, "ok", readAll(t, resp))
+	assert.Equal(t, []string{
+		"call default",
+		"attempt 1", "headers 503", "attempt end 503 canceled=true failed=true", "retry 1 status 503",
+		"attempt 2", "headers 200", "end attempts=2 err=false",
+	}, before, "the attempt is not over while its body is open")
+	assert.Equal(t, "attempt end 200 canceled=false failed=false", o.list()[len(before)], "it ends at the body's end")
+	assert.Equal(t, "t", srv.Requests()[0].Header.Get("X-Trace"), "an observer may add headers")
+}
+
+func TestObserverSeesRefusals(t *testing.T) {
+	o := &recordingObserver{}
+	m := newTestManager(t, Config{}, WithObserver(o), WithTransport(&fakeTransport{}),
+		WithBreakerFactory(func(string, string) Breaker { return &countingBreaker{refuse: errors.New("open")} }))
+	_, err := get(t, m, "http://x.test/")
+	require.ErrorIs(t, err, ErrCircuitOpen)
+	assert.Equal(t, []string{"call default", "refused circuit_open 1", "end attempts=0 err=true"}, o.list())
+}
+
+func TestObserverPanicsAreRecovered(t *testing.T) {
+	o := &recordingObserver{panics: true}
+	ft := &fakeTransport{fn: func(_ int, r *http.Request) (*http.Response, error) { return cannedResponse(r, 200, "ok"), nil }}
+	m := newTestManager(t, Config{}, WithObserver(o), WithTransport(ft))
+	resp, err := get(t, m, "http://x.test/")
+	require.NoError(t, err)
+	assert.Equal(t, "ok", readAll(t, resp))
+	assert.Contains(t, o.list(), "call default")
+}
+
+func TestNoObserverAddsNoAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	ft := RoundTripperFunc(func(r *http.Request) (*http.Response, error) { return cannedResponse(r, 200, ""), nil })
+	m := newTestManager(t, Config{}, WithTransport(ft))
+	req, _ := http.NewRequest("GET", "http://x.test/", nil)
+	base := testing.AllocsPerRun(200, func() {
+		resp, _ := ft.RoundTrip(req)
+		_ = resp.Body.Close()
+	})
+	got := testing.AllocsPerRun(200, func() {
+		resp, err := m.RoundTrip(req)
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+	})
+	// The call (with its first attempt and body wrapper), the attempt's
+	// request copy, and its per-try context and timer (which the
+	// baseline's caller pays for with context.WithTimeout).
+	assert.LessOrEqual(t, got-base, 6.0, "allocations per call over the transport's own")
+}
