@@ -1,0 +1,319 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/connmgr/connmgr"
+	"github.com/connmgr/connmgr/redisstore/internal/redistest"
+)
+
+// upstream counts the requests each Manager sent (by X-Manager) and
+// answers with status, which the test may change.
+type upstream struct {
+	srv    *httptest.Server
+	status atomic.Int64
+	mu     sync.Mutex
+	hits   map[string]int
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{hits: map[string]int{}}
+	u.status.Store(http.StatusOK)
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.hits[r.Header.Get("X-Manager")]++
+		u.mu.Unlock()
+		w.WriteHeader(int(u.status.Load()))
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) count(name string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.hits[name]
+}
+
+func (u *upstream) total() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, c := range u.hits {
+		n += c
+	}
+	return n
+}
+
+func (u *upstream) host() string {
+	p, _ := url.Parse(u.srv.URL)
+	return p.Host
+}
+
+// newManager returns a Manager with a redis block on srv, opened through
+// a connector that keeps the *Store for the test to inspect.
+func newManager(t *testing.T, srv *redistest.Server, ep connmgr.EndpointConfig, host string, opts ...Option) (*connmgr.Manager, *Store) {
+	t.Helper()
+	var store *Store
+	connect := func(d connmgr.FleetDial) (connmgr.FleetStore, error) {
+		s, err := Open(d.Redis, append([]Option{WithLogger(d.Logger), WithHeartbeat(100 * time.Millisecond)}, opts...)...)
+		store = s
+		return s, err
+	}
+	cfg := connmgr.Config{
+		Endpoints: map[string]connmgr.EndpointConfig{host: ep},
+		Redis:     connmgr.RedisConfig{URL: srv.URL(), Prefix: "mtest:"},
+	}
+	m, err := connmgr.New(cfg, connmgr.WithFleetConnector(connect))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m, store
+}
+
+// call makes one GET as the Manager named name and returns its error
+// (the body is drained and closed).
+func call(ctx context.Context, m *connmgr.Manager, name, target string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	req.Header.Set("X-Manager", name)
+	resp, err := m.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// TestManagersShareOneFleetLimit: 4 Managers, 2,000 calls/s between them
+// for 5 s, against a 500/s fleet limit.
+func TestManagersShareOneFleetLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5 s load test")
+	}
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	ep := connmgr.EndpointConfig{
+		RateLimit: connmgr.RateLimitConfig{Rate: 500, Per: time.Second, Burst: 5, MaxWait: demandWait, Scope: "fleet"},
+		Retry:     connmgr.RetryConfig{MaxAttempts: 1},
+	}
+	names := []string{"m1", "m2", "m3", "m4"}
+	ms := make([]*connmgr.Manager, len(names))
+	for i := range ms {
+		ms[i], _ = newManager(t, srv, ep, up.host())
+	}
+	start := time.Now().Add(100 * time.Millisecond)
+	admitted := make([]atomic.Int64, len(ms))
+	var other atomic.Int64
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem := make(chan struct{}, 32) // calls in flight per Manager
+			var calls sync.WaitGroup
+			interval := time.Second / demandPerStore
+			for j := range int(demandFor / interval) {
+				time.Sleep(time.Until(start.Add(time.Duration(j) * interval)))
+				sem <- struct{}{}
+				calls.Add(1)
+				go func() {
+					defer func() { <-sem; calls.Done() }()
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					defer cancel()
+					status, err := call(ctx, m, names[i], up.srv.URL)
+					switch {
+					case err == nil && status == http.StatusOK:
+						admitted[i].Add(1)
+					case errors.Is(err, connmgr.ErrRateLimited):
+					default:
+						other.Add(1)
+					}
+				}()
+			}
+			calls.Wait()
+		}()
+	}
+	wg.Wait()
+	got := make([]int, len(ms))
+	for i := range got {
+		got[i] = int(admitted[i].Load())
+		if hits := up.count(names[i]); hits != got[i] {
+			t.Errorf("%s: %d admitted but the upstream saw %d", names[i], got[i], hits)
+		}
+	}
+	if n := other.Load(); n != 0 {
+		t.Errorf("%d calls failed with something other than ErrRateLimited", n)
+	}
+	checkShares(t, got)
+}
+
+// TestBreakerOpensForTheFleet: A's breaker opens; B fails fast within
+// 200 ms without calling the upstream; after recovery the fleet sends at
+// most half_open_requests probes in the probe window.
+func TestBreakerOpensForTheFleet(t *testing.T) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	const probes = 2
+	ep := connmgr.EndpointConfig{
+		CircuitBreaker: connmgr.BreakerConfig{ConsecutiveFailures: 3, RecoveryTimeout: time.Second, HalfOpenRequests: probes},
+		Retry:          connmgr.RetryConfig{MaxAttempts: 1},
+	}
+	a, _ := newManager(t, srv, ep, up.host())
+	b, _ := newManager(t, srv, ep, up.host())
+	c, _ := newManager(t, srv, ep, up.host())
+	ctx := context.Background()
+	// Every Manager has called once, so each has its breaker for the
+	// upstream (and its subscription is up).
+	for name, m := range map[string]*connmgr.Manager{"a": a, "b": b, "c": c} {
+		if _, err := call(ctx, m, name, up.srv.URL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up.status.Store(http.StatusServiceUnavailable)
+	for range 3 {
+		_, _ = call(ctx, a, "a", up.srv.URL)
+	}
+	opened := time.Now()
+	var bErr error
+	waitFor(t, 200*time.Millisecond, "B to fail fast on A's open breaker", func() bool {
+		before := up.count("b")
+		_, bErr = call(ctx, b, "b", up.srv.URL)
+		if !errors.Is(bErr, connmgr.ErrCircuitOpen) {
+			// Not yet: this call reached the upstream; it must not count
+			// as B's own failures opening its breaker either.
+			return false
+		}
+		return up.count("b") == before
+	})
+	t.Logf("B failed fast %v after A's breaker opened", time.Since(opened))
+	hitsB := up.count("b")
+	for range 5 {
+		if _, err := call(ctx, b, "b", up.srv.URL); !errors.Is(err, connmgr.ErrCircuitOpen) {
+			t.Fatalf("B while the fleet's breaker is open: %v; want ErrCircuitOpen", err)
+		}
+	}
+	if up.count("b") != hitsB {
+		t.Error("B called the upstream while the fleet's breaker was open")
+	}
+
+	// Recovery: every Manager tries at once when the breaker lets probes
+	// through; the fleet sends at most `probes` of them.
+	up.status.Store(http.StatusOK)
+	before := up.total()
+	time.Sleep(time.Until(opened.Add(time.Second + 50*time.Millisecond)))
+	var wg sync.WaitGroup
+	for name, m := range map[string]*connmgr.Manager{"a": a, "b": b, "c": c} {
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = call(ctx, m, name, up.srv.URL)
+			}()
+		}
+	}
+	wg.Wait()
+	if sent := up.total() - before; sent < 1 || sent > probes {
+		t.Errorf("the fleet sent %d probes in the probe window; want 1..%d", sent, probes)
+	}
+}
+
+// TestManagersThroughARedisOutage: Redis killed mid-run and restarted: no
+// call outlives its deadline, the configured policy decides while Redis
+// is down, and the limiter is back in fleet mode after the restart.
+func TestManagersThroughARedisOutage(t *testing.T) {
+	for _, policy := range []string{"local", "allow", "deny"} {
+		t.Run(policy, func(t *testing.T) {
+			srv := redistest.Start(t)
+			up := newUpstream(t)
+			ep := connmgr.EndpointConfig{
+				RateLimit: connmgr.RateLimitConfig{Rate: 100, Per: time.Second, Burst: 10, Scope: "fleet"},
+				Retry:     connmgr.RetryConfig{MaxAttempts: 1},
+			}
+			var store *Store
+			connect := func(d connmgr.FleetDial) (connmgr.FleetStore, error) {
+				s, err := Open(d.Redis, WithLogger(d.Logger), WithHeartbeat(100*time.Millisecond))
+				store = s
+				return s, err
+			}
+			m, err := connmgr.New(connmgr.Config{
+				Endpoints: map[string]connmgr.EndpointConfig{up.host(): ep},
+				Redis:     connmgr.RedisConfig{URL: srv.URL(), Prefix: "otest:", OnError: policy},
+			}, connmgr.WithFleetConnector(connect))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			run := func(n int) (ok, limited int) {
+				for range n {
+					ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+					began := time.Now()
+					_, err := call(ctx, m, "m", up.srv.URL)
+					cancel()
+					if took := time.Since(began); took > 400*time.Millisecond {
+						t.Fatalf("a call took %v; its deadline was 300ms", took)
+					}
+					switch {
+					case err == nil:
+						ok++
+					case errors.Is(err, connmgr.ErrRateLimited):
+						limited++
+					default:
+						t.Fatalf("call: %v", err)
+					}
+				}
+				return ok, limited
+			}
+			if ok, _ := run(5); ok != 5 {
+				t.Fatalf("before the outage: %d of 5 admitted", ok)
+			}
+			srv.Kill()
+			ok, limited := run(30)
+			switch policy {
+			case "local": // the local bucket (burst 10, one live Manager) was full
+				if ok < 9 || ok > 12 || limited == 0 {
+					t.Errorf("local: %d admitted, %d limited in a burst of 30; want about the burst (10), then limited", ok, limited)
+				}
+			case "allow":
+				if ok != 30 {
+					t.Errorf("allow: %d of 30 admitted", ok)
+				}
+			case "deny":
+				if ok != 0 {
+					t.Errorf("deny: %d of 30 admitted", ok)
+				}
+			}
+			if st := store.Stats(); st.Healthy || st.Outages != 1 {
+				t.Errorf("during the outage: %+v; want unhealthy, one outage", st)
+			}
+			srv.Restart()
+			waitFor(t, 3*time.Second, "the store to see Redis again", func() bool { return store.Stats().Healthy })
+			fallbacks := store.Stats().Fallbacks
+			time.Sleep(200 * time.Millisecond) // the bucket refills
+			run(5)
+			if st := store.Stats(); st.Fallbacks != fallbacks {
+				t.Errorf("after the restart %d more fallbacks; want the limiter back on Redis", st.Fallbacks-fallbacks)
+			}
+		})
+	}
+}
+
+// TestFleetScopeNeedsRedis: `scope: fleet` with no redis block and no
+// store is a ConfigError naming the field.
+func TestFleetScopeNeedsRedis(t *testing.T) {
+	_, err := connmgr.New(connmgr.Config{Endpoints: map[string]connmgr.EndpointConfig{
+		"api.example.com": {RateLimit: connmgr.RateLimitConfig{Rate: 10, Scope: "fleet"}},
+	}}, connmgr.WithFleetConnector(Connect))
+	var ce *connmgr.ConfigError
+	if !errors.As(err, &ce) || ce.Problems[0].Path != `endpoints["api.example.com"].rate_limit.scope` {
+		t.Fatalf("New: %v; want a ConfigError at the rate limit's scope", err)
+	}
+}
