@@ -144,6 +144,11 @@ var want = map[string][]string{
 		`(?m)^  \[[^]]+\] GET /hang: abandoned \(context canceled\)\n(?s:.*)GET /hang: abandoned \(context canceled\)`,
 		`(?m)^  in flight now: 0\n(?s:.*)^  in flight now: 0$`,
 	},
+	"fleet_quota": {
+		`(?m)^second 3: replica-1 +\d+, replica-2 +\d+, replica-3 +\d+, fleet +\d+/s$`,
+		`(?m)^fleet: \d+ calls in 3s; within 5% of the quota: true$`,
+		`(?m)^every replica got within 25% of an equal share: true$`,
+	},
 	"performance_metrics": {
 		`(?m)^120 calls in [\d.]+m?s, \d+ ended in an error`,
 		`(?m)^catalog +60 +0 +0\.0% +0 +[\d.]+ms +[\d.]+ms +[\d.]+ms +200=54 404=6 +closed, opened 0 times$`,
@@ -155,6 +160,10 @@ var want = map[string][]string{
 		`(?m)^stats server stopped$`,
 	},
 }
+
+// needsRedis names the examples that start a redis-server (or use
+// $REDIS_URL).
+var needsRedis = map[string]bool{"fleet_quota": true}
 
 func TestExamples(t *testing.T) {
 	if testing.Short() {
@@ -197,6 +206,14 @@ func TestExamples(t *testing.T) {
 
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
+			if needsRedis[name] && os.Getenv("REDIS_URL") == "" {
+				if _, err := exec.LookPath("redis-server"); err != nil {
+					if os.Getenv("CI") != "" {
+						t.Fatal("redis-server not found: .ci/run installs it")
+					}
+					t.Skip("SKIPPING: redis-server not found in PATH: install it (apt-get install -y redis-server) to run this example")
+				}
+			}
 			t.Parallel()
 			patterns, ok := want[name]
 			if !ok {
