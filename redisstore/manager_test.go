@@ -317,3 +317,43 @@ func TestFleetScopeNeedsRedis(t *testing.T) {
 		t.Fatalf("New: %v; want a ConfigError at the rate limit's scope", err)
 	}
 }
+
+// TestAdaptiveDecreaseIsShared: a 429 that halves A's adaptive rate
+// halves B's too, through the store.
+func TestAdaptiveDecreaseIsShared(t *testing.T) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	ep := connmgr.EndpointConfig{
+		RateLimit: connmgr.RateLimitConfig{Rate: 100, Per: time.Second, Burst: 1, Scope: "fleet",
+			Adaptive: connmgr.AdaptiveConfig{Enabled: connmgr.Bool(true), DecreaseFactor: 0.5, Interval: time.Millisecond}},
+		Retry: connmgr.RetryConfig{MaxAttempts: 1},
+	}
+	a, _ := newManager(t, srv, ep, up.host())
+	b, _ := newManager(t, srv, ep, up.host())
+	ctx := context.Background()
+	retryIn := func(m *connmgr.Manager, name string) time.Duration {
+		t.Helper()
+		time.Sleep(50 * time.Millisecond) // the bucket (burst 1) is full again
+		if _, err := call(ctx, m, name, up.srv.URL); err != nil {
+			t.Fatal(err)
+		}
+		_, err := call(ctx, m, name, up.srv.URL)
+		var rle *connmgr.RateLimitError
+		if !errors.As(err, &rle) {
+			t.Fatalf("second call at once: %v; want a RateLimitError", err)
+		}
+		return rle.RetryIn
+	}
+	if d := retryIn(b, "b"); d > 12*time.Millisecond {
+		t.Fatalf("B before any push-back: next token in %v; want ~10ms (100/s)", d)
+	}
+	up.status.Store(http.StatusTooManyRequests)
+	time.Sleep(50 * time.Millisecond)
+	if _, err := call(ctx, a, "a", up.srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	up.status.Store(http.StatusOK)
+	if d := retryIn(b, "b"); d < 15*time.Millisecond || d > 25*time.Millisecond {
+		t.Fatalf("B after A's 429: next token in %v; want ~20ms (the shared 50/s)", d)
+	}
+}
