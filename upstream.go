@@ -128,13 +128,15 @@ func (f *breakerFleet) receive(s BreakerSignal) {
 }
 
 // acquireProbe asks the fleet for one of its half-open probe slots. A
-// store that fails or panics refuses the probe.
+// store that fails (Redis down) leaves the probe to the local half-open
+// rules, so a breaker never stays open for want of a store; one that
+// panics refuses it.
 func (f *breakerFleet) acquireProbe(endpoint, upstream string, window time.Duration, maxProbes int) (ok bool) {
 	defer f.m.recovered("BreakerStore", "AcquireProbe", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
 	defer cancel()
 	got, err := f.store.AcquireProbe(ctx, endpoint, upstream, window, maxProbes)
-	return err == nil && got
+	return err != nil || got
 }
 
 // close stops the subscription and the publisher, waiting for it.

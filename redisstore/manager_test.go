@@ -357,3 +357,38 @@ func TestAdaptiveDecreaseIsShared(t *testing.T) {
 		t.Fatalf("B after A's 429: next token in %v; want ~20ms (the shared 50/s)", d)
 	}
 }
+
+// TestBreakerWorksLocallyWhileRedisIsDown: with Redis gone, a breaker
+// still opens on its own failures, probes after its recovery timeout and
+// closes again.
+func TestBreakerWorksLocallyWhileRedisIsDown(t *testing.T) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	ep := connmgr.EndpointConfig{
+		CircuitBreaker: connmgr.BreakerConfig{ConsecutiveFailures: 2, RecoveryTimeout: 200 * time.Millisecond, HalfOpenRequests: 1},
+		Retry:          connmgr.RetryConfig{MaxAttempts: 1},
+	}
+	m, store := newManager(t, srv, ep, up.host())
+	ctx := context.Background()
+	if _, err := call(ctx, m, "m", up.srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	up.status.Store(http.StatusServiceUnavailable)
+	for range 2 {
+		_, _ = call(ctx, m, "m", up.srv.URL)
+	}
+	if _, err := call(ctx, m, "m", up.srv.URL); !errors.Is(err, connmgr.ErrCircuitOpen) {
+		t.Fatalf("after 2 failures with Redis down: %v; want ErrCircuitOpen", err)
+	}
+	up.status.Store(http.StatusOK)
+	time.Sleep(250 * time.Millisecond)
+	for i := range 3 {
+		if status, err := call(ctx, m, "m", up.srv.URL); err != nil || status != http.StatusOK {
+			t.Fatalf("call %d after the recovery timeout: %d, %v; want the probe and then calls to go through", i, status, err)
+		}
+	}
+	if store.Stats().Healthy {
+		t.Error("the store says Redis is healthy; the test meant it to be down")
+	}
+}
