@@ -59,6 +59,45 @@ type FleetRateLowerer interface {
 	LowerRate(ctx context.Context, key string, rate float64, until time.Time) error
 }
 
+// FleetStats is the health of a fleet store: Manager.Stats reports it
+// when the rate-limit or breaker store implements FleetHealth.
+type FleetStats struct {
+	// Healthy is false while the store cannot reach Redis.
+	Healthy bool `json:"healthy"`
+	// DownSince is when the current outage began (zero when healthy).
+	DownSince time.Time `json:"down_since,omitzero"`
+	// Outages counts the times the store lost Redis (once per outage).
+	Outages int64 `json:"outages"`
+	// Errors counts failed store operations.
+	Errors int64 `json:"errors"`
+	// Fallbacks counts admissions decided by the on_error policy.
+	Fallbacks int64 `json:"fallbacks"`
+	// LiveManagers is how many Managers the store saw lately (at least 1).
+	LiveManagers int `json:"live_managers"`
+	// OnError is the limiter's policy while Redis is down.
+	OnError string `json:"on_error"`
+	// LastError is the last store error; it never holds a password.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// FleetHealth is implemented by a fleet store that reports its health.
+type FleetHealth interface {
+	FleetStats() FleetStats
+}
+
+// fleetStats asks the rate-limit store, then the breaker store, for
+// their health, under the recovery helper.
+func (m *Manager) fleetStats() (out *FleetStats) {
+	for _, s := range []any{m.opts.rateStore, m.opts.breakerStore} {
+		if h, ok := s.(FleetHealth); ok {
+			defer m.recovered("fleet store", "FleetStats", nil)
+			st := h.FleetStats()
+			return &st
+		}
+	}
+	return nil
+}
+
 // FleetDial is what a FleetConnector is given; it may grow.
 type FleetDial struct {
 	// Redis is the config's redis block, as written (Prefix, Timeout and

@@ -17,6 +17,9 @@ type Stats struct {
 	Endpoints map[string]EndpointStats `json:"endpoints"`
 	// Reload counts config reloads, from Reload and from Watch.
 	Reload ReloadStats `json:"reload"`
+	// Fleet is the health of the fleet store (fleet.go), when the store
+	// reports one; nil without a fleet.
+	Fleet *FleetStats `json:"fleet,omitempty"`
 }
 
 // EndpointStats are the numbers for one endpoint since the Manager
@@ -191,6 +194,7 @@ func (m *Manager) Stats() Stats {
 	}
 	s.Endpoints[defaultKey] = t.def.snapshot(now)
 	s.Reload = m.reloadStats()
+	s.Fleet = m.fleetStats()
 	return s
 }
 

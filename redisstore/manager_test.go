@@ -2,7 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -294,6 +297,9 @@ func TestManagersThroughARedisOutage(t *testing.T) {
 			if st := store.Stats(); st.Healthy || st.Outages != 1 {
 				t.Errorf("during the outage: %+v; want unhealthy, one outage", st)
 			}
+			if f := m.Stats().Fleet; f == nil || f.Healthy || f.Outages != 1 || f.OnError != policy {
+				t.Errorf("Manager.Stats().Fleet during the outage: %+v; want unhealthy, one outage, on_error %s", f, policy)
+			}
 			srv.Restart()
 			waitFor(t, 3*time.Second, "the store to see Redis again", func() bool { return store.Stats().Healthy })
 			fallbacks := store.Stats().Fallbacks
@@ -390,5 +396,37 @@ func TestBreakerWorksLocallyWhileRedisIsDown(t *testing.T) {
 	}
 	if store.Stats().Healthy {
 		t.Error("the store says Redis is healthy; the test meant it to be down")
+	}
+}
+
+// TestPasswordNeverInStatsOrLogs: a URL with a password the server
+// refuses: the errors reach Stats and the log, the password does not.
+func TestPasswordNeverInStatsOrLogs(t *testing.T) {
+	srv := redistest.Start(t)
+	const secret = "s3cretpw"
+	h := &countingHandler{}
+	m, err := connmgr.New(connmgr.Config{
+		Redis: connmgr.RedisConfig{URL: "redis://app:" + secret + "@" + srv.Addr + "/0"},
+	}, connmgr.WithFleetConnector(Connect), connmgr.WithLogger(slog.New(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitFor(t, 2*time.Second, "the store to report the refused login", func() bool {
+		f := m.Stats().Fleet
+		return f != nil && !f.Healthy && f.LastError != ""
+	})
+	out, _ := json.Marshal(m.Stats())
+	red, _ := connmgr.MarshalConfig(connmgr.Config{Redis: connmgr.RedisConfig{URL: "redis://app:" + secret + "@" + srv.Addr + "/0"}}.Redacted(), "yaml")
+	h.mu.Lock()
+	logs := strings.Join(h.lines, "\n")
+	h.mu.Unlock()
+	for what, text := range map[string]string{"Stats": string(out), "the log": logs, "Redacted": string(red)} {
+		if strings.Contains(text, secret) {
+			t.Errorf("%s holds the password: %s", what, text)
+		}
+	}
+	if !strings.Contains(logs, "redis unavailable") {
+		t.Errorf("log: %q; want the outage line", logs)
 	}
 }

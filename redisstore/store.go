@@ -219,25 +219,12 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Stats is a snapshot of a Store's health.
-type Stats struct {
-	// Healthy is false while Redis is marked down.
-	Healthy bool `json:"healthy"`
-	// DownSince is when the current outage began (zero when healthy).
-	DownSince time.Time `json:"down_since,omitzero"`
-	// Outages counts the times Redis was marked down.
-	Outages int64 `json:"outages"`
-	// Errors counts failed Redis operations.
-	Errors int64 `json:"errors"`
-	// Fallbacks counts admissions decided by the OnError policy.
-	Fallbacks int64 `json:"fallbacks"`
-	// LiveManagers is how many Managers sent a heartbeat lately (at least 1).
-	LiveManagers int `json:"live_managers"`
-	// OnError is the limiter's policy while Redis is down.
-	OnError string `json:"on_error"`
-	// LastError is the last Redis error (it never holds the password).
-	LastError string `json:"last_error,omitempty"`
-}
+// Stats is a snapshot of a Store's health; a Manager reports it in
+// connmgr.Stats.Fleet.
+type Stats = connmgr.FleetStats
+
+// FleetStats is Stats, for connmgr.FleetHealth.
+func (s *Store) FleetStats() connmgr.FleetStats { return s.Stats() }
 
 // Stats returns the Store's health.
 func (s *Store) Stats() Stats {
@@ -374,4 +361,5 @@ func newID() string {
 var (
 	_ connmgr.RateLimitStore = (*Store)(nil)
 	_ connmgr.BreakerStore   = (*Store)(nil)
+	_ connmgr.FleetHealth    = (*Store)(nil)
 )
