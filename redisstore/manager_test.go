@@ -430,3 +430,36 @@ func TestPasswordNeverInStatsOrLogs(t *testing.T) {
 		t.Errorf("log: %q; want the outage line", logs)
 	}
 }
+
+// TestRetryAfterPausesTheFleet: a 429 with Retry-After on A pauses B too.
+func TestRetryAfterPausesTheFleet(t *testing.T) {
+	srv := redistest.Start(t)
+	var tooMany atomic.Bool
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tooMany.Load() {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer origin.Close()
+	host := strings.TrimPrefix(origin.URL, "http://")
+	ep := connmgr.EndpointConfig{
+		RateLimit: connmgr.RateLimitConfig{Rate: 100, Per: time.Second, Burst: 10, Scope: "fleet"},
+		Retry:     connmgr.RetryConfig{MaxAttempts: 1},
+	}
+	a, _ := newManager(t, srv, ep, host)
+	b, _ := newManager(t, srv, ep, host)
+	ctx := context.Background()
+	tooMany.Store(true)
+	if status, err := call(ctx, a, "a", origin.URL); err != nil || status != http.StatusTooManyRequests {
+		t.Fatalf("A: %d, %v; want the 429", status, err)
+	}
+	tooMany.Store(false)
+	_, err := call(ctx, b, "b", origin.URL)
+	var rle *connmgr.RateLimitError
+	if !errors.As(err, &rle) || rle.RetryIn < 800*time.Millisecond || rle.RetryIn > time.Second+50*time.Millisecond {
+		t.Fatalf("B after A's 429 with Retry-After: 1: %v; want a RateLimitError with RetryIn ~1s", err)
+	}
+}
