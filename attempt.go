@@ -38,13 +38,9 @@ type attempt struct {
 	deadline  time.Time // the per-try deadline the attempt ran under
 	obs       AttemptObserver
 
-	settled  bool // settle ran
-	returned bool // run returned normally
-	ended    atomic.Bool
-
-	// The response body wrapper (see wrapBody).
-	rc     io.ReadCloser
-	status int
+	settled  bool        // settle ran
+	returned bool        // run returned normally
+	ended    atomic.Bool // end ran, or the body wrapper took over
 }
 
 // run takes the attempt through its steps and says what the call does
@@ -275,10 +271,10 @@ func (a *attempt) refused(reason Refusal, err error) (verdict, bool) {
 	}
 	c.refusalSeen(a.n, upstream, reason, err)
 	if reason == RefusedCircuitOpen || reason == RefusedNoHealthyUpstream {
-		if fb := m.fallbackFor(ep, c.hops); fb != nil {
+		if fb := m.fallbackFor(ep, int(c.hops)); fb != nil {
 			if fbBody, ok := bodyForFallback(a.body, c.getBody, a.hooked != nil); ok {
 				c.finished.Store(true) // toFallback releases the call
-				return final(m.toFallback(ep, fb, c.req, fbBody, c.getBody, c.hops, err, m.release)), true
+				return final(m.toFallback(ep, fb, c.req, fbBody, c.getBody, int(c.hops), err, m.release)), true
 			}
 		}
 	}

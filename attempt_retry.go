@@ -15,7 +15,7 @@ func (a *attempt) decide(resp *http.Response, err error) verdict {
 	if perr != nil {
 		// The retry policy ended the call.
 		if resp != nil {
-			c.lastStatus = resp.StatusCode
+			c.lastStatus = int32(resp.StatusCode)
 		}
 		a.discard(resp)
 		return final(c.fail(nil, perr))
@@ -34,13 +34,13 @@ func (a *attempt) classify(resp *http.Response, err error) (failed, retryable bo
 	c := a.c
 	if err != nil {
 		class := classifyError(c.ctx, err)
-		if c.policy == nil || class == errCallerDone || isPanicOrContract(err) {
+		if c.ep.retryPolicy == nil || class == errCallerDone || isPanicOrContract(err) {
 			return true, class == errDial || class == errRetryable, nil
 		}
 		retry, perr := a.askPolicy(nil, err)
 		return true, retry, perr
 	}
-	if c.policy == nil {
+	if c.ep.retryPolicy == nil {
 		bad := c.ep.retry.retryOn.has(resp.StatusCode)
 		return bad, bad, nil
 	}
@@ -55,68 +55,91 @@ func isPanicOrContract(err error) bool {
 
 func (a *attempt) askPolicy(resp *http.Response, err error) (retry bool, perr error) {
 	defer a.c.m.recovered("RetryPolicy", a.c.ep.key, &perr)
-	return a.c.policy(a.c.ctx, resp, err)
+	return a.c.ep.retryPolicy(a.c.ctx, resp, err)
+}
+
+// retryPlan is the decision on a failed attempt, as the error hooks see
+// and may change it.
+type retryPlan struct {
+	canRetry   bool // attempts left, a replayable body, the caller still there
+	retry      bool
+	wait       time.Duration
+	token      retryToken
+	retryAfter time.Duration
+	reason     string
 }
 
 // failed decides on a failed attempt: the policy's verdict (attempts
 // left, safety, Retry-After, deadline, budget), then the error hooks,
 // which see that verdict and may change it or answer with a fallback.
 func (a *attempt) failed(resp *http.Response, err error, retryable bool) verdict {
+	plan, hookErr := a.plan(resp, err, retryable)
+	if len(a.c.chain.errors) > 0 {
+		if v, done := a.errorHooks(resp, hookErr, &plan); done {
+			return v
+		}
+	}
+	if plan.retry {
+		return a.retry(resp, err, plan.wait, plan.token, plan.reason)
+	}
+	return a.giveUp(resp, err)
+}
+
+// plan settles the policy's decision (deadline, budget) before the hooks
+// see it, so that Retry == false tells a hook this attempt is the last
+// one. It returns the error the hooks are shown.
+func (a *attempt) plan(resp *http.Response, err error, retryable bool) (retryPlan, error) {
 	c := a.c
-	ep := c.ep
-	canRetry := a.n < c.maxAttempts && c.replayable && c.ctx.Err() == nil
-	policyRetry := canRetry && retryable && (isDialError(c.ctx, err) || a.safe())
-	var retryAfter time.Duration
+	p := retryPlan{canRetry: a.n < int(c.maxAttempts) && c.replayable && c.ctx.Err() == nil}
+	policyRetry := p.canRetry && retryable && (isDialError(c.ctx, err) || a.safe())
 	hookErr := err
 	if err == nil {
-		c.lastStatus = resp.StatusCode
+		c.lastStatus = int32(resp.StatusCode)
 		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.m.now()); ok {
-			retryAfter = ra
-			if ra > ep.retry.maxRetryAfter {
+			p.retryAfter = ra
+			if ra > c.ep.retry.maxRetryAfter {
 				policyRetry = false // the server asks for longer than we wait
 			}
 		}
 		hookErr = &StatusError{StatusCode: resp.StatusCode}
 	}
-	// Settle the policy's decision (deadline, budget) before the hooks
-	// see it, so that Retry == false tells a hook this attempt is the
-	// last one.
-	var wait time.Duration
-	var token retryToken
 	c.budgetRef = false
 	if policyRetry {
-		wait, token = a.admitRetry(retryAfter, resp)
+		p.wait, p.token = a.admitRetry(p.retryAfter, resp)
 	}
-	retry, reason := token.ok(), retryReason(err, c.ctx)
-	if len(c.chain.errors) > 0 {
-		ec := &ErrorContext{Request: a.req, Err: hookErr, Response: resp, Endpoint: ep.key,
-			Attempt: a.n, Values: c.values, Retry: retry, RetryAfter: retryAfter}
-		herr := c.runErrorHooks(ec)
-		switch {
-		case herr != nil:
-			ep.budget.refund(token)
-			a.discard(resp)
-			return final(c.fail(nil, herr))
-		case ec.Fallback != nil:
-			ep.budget.refund(token)
-			a.discard(resp)
-			return final(c.answer(nil, a.req, ec.Fallback, true))
-		}
-		retry = ec.Retry && canRetry
-		switch {
-		case retry && (!token.ok() || ec.RetryAfter != retryAfter):
-			// The hook asked for a retry, or for another wait: decide again.
-			ep.budget.refund(token)
-			wait, token = a.admitRetry(ec.RetryAfter, resp)
-			retry, reason = token.ok(), "hook"
-		case !retry:
-			ep.budget.refund(token)
-		}
+	p.retry, p.reason = p.token.ok(), retryReason(err, c.ctx)
+	return p, hookErr
+}
+
+// errorHooks runs the error hooks on a failed attempt. done is set when
+// they ended the call (an error, or a Fallback); else p holds their
+// decision.
+func (a *attempt) errorHooks(resp *http.Response, hookErr error, p *retryPlan) (verdict, bool) {
+	c := a.c
+	ec := &ErrorContext{Request: a.req, Err: hookErr, Response: resp, Endpoint: c.ep.key,
+		Attempt: a.n, Values: c.values, Retry: p.retry, RetryAfter: p.retryAfter}
+	herr := c.runErrorHooks(ec)
+	switch {
+	case herr != nil:
+		c.ep.budget.refund(p.token)
+		a.discard(resp)
+		return final(c.fail(nil, herr)), true
+	case ec.Fallback != nil:
+		c.ep.budget.refund(p.token)
+		a.discard(resp)
+		return final(c.answer(nil, a.req, ec.Fallback, true)), true
 	}
-	if retry {
-		return a.retry(resp, err, wait, token, reason)
+	p.retry = ec.Retry && p.canRetry
+	switch {
+	case p.retry && (!p.token.ok() || ec.RetryAfter != p.retryAfter):
+		// The hook asked for a retry, or for another wait: decide again.
+		c.ep.budget.refund(p.token)
+		p.wait, p.token = a.admitRetry(ec.RetryAfter, resp)
+		p.retry, p.reason = p.token.ok(), "hook"
+	case !p.retry:
+		c.ep.budget.refund(p.token)
 	}
-	return a.giveUp(resp, err)
+	return verdict{}, false
 }
 
 // runErrorHooks runs the error hooks until one fails or answers.
@@ -146,7 +169,7 @@ func (a *attempt) retry(resp *http.Response, err error, wait time.Duration, toke
 	if c.obs != nil {
 		c.m.observeRetry(c.obs, RetryEvent{Attempt: a.n, Reason: reason, StatusCode: statusOf(resp), Err: err, Wait: wait})
 	}
-	c.m.logRetry(c.ctx, c.ep, c.req, a.n, c.lastStatus, err, wait)
+	c.m.logRetry(c.ctx, c.ep, c.req, a.n, int(c.lastStatus), err, wait)
 	if werr := sleepCtx(c.ctx, wait); werr != nil {
 		c.ep.budget.refund(token)
 		return final(c.fail(nil, werr))
@@ -229,11 +252,11 @@ func (a *attempt) admitRetry(retryAfter time.Duration, resp *http.Response) (tim
 // is set, else full-jitter exponential backoff.
 func (a *attempt) backoff(resp *http.Response) (d time.Duration) {
 	c := a.c
-	if c.backoff == nil {
+	if c.ep.backoffFunc == nil {
 		return c.ep.retry.backoff(a.n)
 	}
 	defer c.m.recovered("BackoffFunc", c.ep.key, nil)
-	return max(c.backoff(c.ep.retry.initialBackoff, c.ep.retry.maxBackoff, a.n, resp), 0)
+	return max(c.ep.backoffFunc(c.ep.retry.initialBackoff, c.ep.retry.maxBackoff, a.n, resp), 0)
 }
 
 // sleepCtx waits d, or until ctx ends, whichever is first.

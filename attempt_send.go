@@ -132,7 +132,7 @@ func (m *Manager) transportRoundTrip(ep *endpoint, areq *http.Request) (resp *ht
 			resp, err = nil, &transportPanicError{value: v}
 		}
 	}()
-	resp, err = ep.transport.RoundTrip(areq)
+	resp, err = ep.roundTripper().RoundTrip(areq)
 	switch {
 	case err != nil && resp != nil:
 		drainAndClose(resp.Body)
@@ -161,41 +161,54 @@ func (e *transportPanicError) Error() string {
 func noCancel() {}
 
 // wrapBody makes resp's body end the attempt and the call when the
-// caller closes it or reads it to the end.
+// caller closes it or reads it to the end. The call itself is the
+// wrapper (no allocation of its own); the attempt, on the stack, hands
+// it what ending needs.
 func (a *attempt) wrapBody(resp *http.Response) {
-	a.rc, a.status = resp.Body, resp.StatusCode
+	a.ended.Store(true) // from here on, the body ends the attempt
+	c := a.c
+	c.bodyRC, c.bodyCancel, c.bodyObs, c.bodyStatus = resp.Body, a.cancel, a.obs, int32(resp.StatusCode)
+	b := (*callBody)(c)
 	if _, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-		resp.Body = callBodyWriter{(*callBody)(a)}
+		resp.Body = callBodyWriter{b}
 	} else {
-		resp.Body = (*callBody)(a)
+		resp.Body = b
 	}
 }
 
-// callBody is the attempt seen as the body of the response the call
-// returns (no allocation of its own).
-type callBody attempt
+// callBody is the call seen as the body of the response it returns. It
+// ends the attempt's context (the per-try timeout), tells the attempt's
+// observer, and releases the call when the caller closes the body or
+// reads it to the end, whichever is first, exactly once.
+type callBody call
 
 func (b *callBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
+	n, err := b.bodyRC.Read(p)
 	if err == io.EOF {
-		b.finish(nil)
+		b.finish()
 	}
 	return n, err
 }
 
 func (b *callBody) Close() error {
-	err := b.rc.Close()
-	b.finish(nil)
+	err := b.bodyRC.Close()
+	b.finish()
 	return err
 }
 
-func (b *callBody) finish(err error) {
-	a := (*attempt)(b)
-	if a.ended.Load() {
+func (b *callBody) finish() {
+	c := (*call)(b)
+	if !c.finished.CompareAndSwap(false, true) {
 		return
 	}
-	a.end(a.status, err, false)
-	a.c.finish()
+	if c.bodyCancel != nil {
+		c.bodyCancel()
+	}
+	if c.bodyObs != nil {
+		failed := c.ep.retry.retryOn.has(int(c.bodyStatus))
+		c.m.observeAttemptEnd(c.bodyObs, AttemptEndEvent{StatusCode: int(c.bodyStatus), Failed: failed, At: c.m.now()})
+	}
+	c.m.release(c.ep)
 }
 
 // callBodyWriter keeps io.Writer for bodies that have it (101 Switching
@@ -205,7 +218,7 @@ type callBodyWriter struct {
 }
 
 func (b callBodyWriter) Write(p []byte) (int, error) {
-	return b.rc.(io.Writer).Write(p)
+	return b.bodyRC.(io.Writer).Write(p)
 }
 
 // maxDrainTime bounds the drain of a discarded body in time, as maxDrain

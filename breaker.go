@@ -293,8 +293,9 @@ type BreakerStats struct {
 
 // breakerPolicy is a compiled BreakerConfig, shared by the breakers of a set.
 type breakerPolicy struct {
-	consecutive      int     // 0: rule off
-	ratio            float64 // 0: rule off
+	cfg              BreakerConfig // what it was compiled from
+	consecutive      int           // 0: rule off
+	ratio            float64       // 0: rule off
 	minRequests      int
 	bucket           time.Duration // Window / breakerBuckets
 	slowCall         time.Duration // 0: off
@@ -309,6 +310,7 @@ const breakerBuckets = 10
 
 func newBreakerPolicy(c BreakerConfig) *breakerPolicy {
 	p := &breakerPolicy{
+		cfg:              c,
 		consecutive:      max(c.ConsecutiveFailures, 0),
 		ratio:            max(c.FailureRatio, 0),
 		minRequests:      max(c.MinRequests, 1),
@@ -659,8 +661,7 @@ func (b *breaker) snapshot(endpoint string, now time.Time) BreakerStats {
 // Idle upstreams are dropped when a new one is made, so a client that
 // calls many hosts keeps bounded state.
 type breakerSet struct {
-	policy  *breakerPolicy
-	cfg     BreakerConfig
+	policy  *breakerPolicy // shared by sets with equal settings
 	events  *dispatcher
 	factory BreakerFactory // nil: the built-in breaker
 	fleet   *breakerFleet  // nil: breaker state stays local
@@ -678,7 +679,7 @@ type breakerSet struct {
 }
 
 func newBreakerSet(cfg BreakerConfig, d *dispatcher) *breakerSet {
-	return &breakerSet{policy: newBreakerPolicy(cfg), cfg: cfg, events: d}
+	return &breakerSet{policy: newBreakerPolicy(cfg), events: d}
 }
 
 // upstream returns the upstream for authority (any case), creating it,

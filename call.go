@@ -27,37 +27,40 @@ type call struct {
 	ctx   context.Context
 	chain *hookChain
 	obs   CallObserver // nil: nothing observes this call
-	hops  int          // fallbacks taken to get here
 
 	start    time.Time
 	deadline time.Time // zero: none
 
 	// Settings: the endpoint's, with the CallOptions of the context.
-	maxAttempts int
 	timeout     time.Duration // per try; 0: none
-	idempotent  bool          // CallOptions.Idempotent
-	policy      RetryPolicy   // nil: the endpoint's retry_on
-	backoff     BackoffFunc   // nil: full jitter
+	maxAttempts int32
+	hops        int32 // fallbacks taken to get here
+	attempts    int32 // attempts sent to the network
+	lastStatus  int32
 
-	// The body: replayed through getBody; replayable is false for a body
-	// sent once (too large to buffer).
-	body       io.ReadCloser
-	getBody    func() (io.ReadCloser, error)
-	replayable bool
+	idempotent bool // CallOptions.Idempotent
+	replayable bool // false: the body is sent once (too large to buffer)
+	budgetRef  bool // the last retry was refused by the budget
+	finished   atomic.Bool
+	bodyStatus int32
+
+	// The body, replayed through getBody.
+	body    io.ReadCloser
+	getBody func() (io.ReadCloser, error)
 
 	// values is the hook Values map. Hooks of one call never run at the
 	// same time (hookMu), so the map needs no lock of its own even when
-	// attempts overlap (hedging).
+	// attempts overlap (hedging). Both are made only when there are hooks.
 	values map[string]any
-	hookMu sync.Mutex
+	hookMu *sync.Mutex
 
-	tried      []*Upstream // picked upstreams, for PickInfo.Tried
-	attempts   int         // attempts sent to the network
-	lastStatus int
-	budgetRef  bool // the last retry was refused by the budget
+	tried []*Upstream // picked upstreams, for PickInfo.Tried
 
-	finished atomic.Bool
-	first    attempt // the first attempt, allocated with the call
+	// The body of the response the call returns (see wrapBody): what
+	// ending the last attempt needs once the caller is done with it.
+	bodyRC     io.ReadCloser
+	bodyCancel context.CancelFunc
+	bodyObs    AttemptObserver
 }
 
 // RoundTrip sends one request through the pipeline (see the package
@@ -111,7 +114,8 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 		return nil, m.callError(ep, req, 0, 0, ErrClosed, nil)
 	}
 	ep.stats.requests.Add(1)
-	c := m.newCall(ep, req, hops)
+	c := new(call) // one allocation: the call is also its response's body wrapper
+	m.initCall(c, ep, req, hops)
 	if ep.bulkhead != nil {
 		if err := ep.bulkhead.acquire(req.Context()); err != nil {
 			return c.capRefused(err)
@@ -121,9 +125,9 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 	return c.run()
 }
 
-func (m *Manager) newCall(ep *endpoint, req *http.Request, hops int) *call {
-	c := &call{m: m, ep: ep, req: req, ctx: req.Context(), chain: m.chain.Load(), hops: hops, start: m.now(),
-		maxAttempts: ep.retry.maxAttempts, timeout: ep.timeout, policy: ep.retryPolicy, backoff: ep.backoffFunc}
+func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
+	*c = call{m: m, ep: ep, req: req, ctx: req.Context(), chain: m.chain.Load(), hops: int32(hops), start: m.now(),
+		maxAttempts: int32(ep.retry.maxAttempts), timeout: ep.timeout}
 	total := ep.totalTimeout
 	if o := callOptionsFrom(c.ctx); o != nil {
 		total = c.applyOptions(o, total)
@@ -135,12 +139,11 @@ func (m *Manager) newCall(ep *endpoint, req *http.Request, hops int) *call {
 		c.deadline = d
 	}
 	if !c.chain.empty() {
-		c.values = make(map[string]any)
+		c.values, c.hookMu = make(map[string]any), new(sync.Mutex)
 	}
 	if len(m.observers) > 0 {
 		c.obs = m.startObserving(c)
 	}
-	return c
 }
 
 // applyOptions overrides the endpoint's settings with the call's own,
@@ -159,7 +162,7 @@ func (c *call) applyOptions(o *CallOptions, total time.Duration) time.Duration {
 		total = o.TotalTimeout
 	}
 	if o.MaxAttempts > 0 {
-		c.maxAttempts = min(o.MaxAttempts, 100)
+		c.maxAttempts = int32(min(o.MaxAttempts, 100))
 	}
 	if o.NoRetry {
 		c.maxAttempts = 1
@@ -174,12 +177,8 @@ func (c *call) run() (*http.Response, error) {
 	if err := c.prepareBody(); err != nil {
 		return c.fail(nil, err)
 	}
-	a := &c.first
 	for n := 1; ; n++ {
-		if n > 1 {
-			a = &attempt{}
-		}
-		a.c, a.n = c, n
+		a := attempt{c: c, n: n} // on the stack
 		v := a.run()
 		if !v.retry {
 			return v.resp, v.err
@@ -239,7 +238,7 @@ func (c *call) attemptBody(n int) (io.ReadCloser, error) {
 // counts in the latency percentiles: a call refused locally took no
 // upstream time.
 func (c *call) fail(kind, cause error) (*http.Response, error) {
-	err := c.m.callError(c.ep, c.req, c.attempts, c.lastStatus, kind, cause)
+	err := c.m.callError(c.ep, c.req, int(c.attempts), int(c.lastStatus), kind, cause)
 	if c.attempts > 0 {
 		c.ep.stats.record(0, true, c.m.since(c.start))
 	} else {
@@ -253,7 +252,7 @@ func (c *call) fail(kind, cause error) (*http.Response, error) {
 // end reports the end of the call to its observer.
 func (c *call) end(resp *http.Response, err error, fallback bool) {
 	if c.obs != nil {
-		c.m.observeCallEnd(c.obs, CallEndEvent{Response: resp, Err: err, Attempts: c.attempts, Fallback: fallback, Duration: c.m.since(c.start)})
+		c.m.observeCallEnd(c.obs, CallEndEvent{Response: resp, Err: err, Attempts: int(c.attempts), Fallback: fallback, Duration: c.m.since(c.start)})
 	}
 }
 
@@ -314,13 +313,13 @@ func (c *call) runResponseHooks(a *attempt, areq *http.Request, resp *http.Respo
 	rc := &ResponseContext{Request: areq, Response: resp, Endpoint: c.ep.key, Attempt: n, Duration: elapsed, Values: c.values}
 	for _, h := range c.chain.responses {
 		if err := runHook(c.m, c.ep, "OnResponse", h, rc); err != nil {
-			c.lastStatus = resp.StatusCode
+			c.lastStatus = int32(resp.StatusCode)
 			discardBody(rc.Response)
 			return nil, err
 		}
 	}
 	if rc.Response == nil {
-		c.lastStatus = resp.StatusCode
+		c.lastStatus = int32(resp.StatusCode)
 		discardBody(resp)
 		return nil, errors.New("OnResponse hook set Response to nil")
 	}
@@ -340,9 +339,9 @@ func (c *call) capRefused(err error) (*http.Response, error) {
 		return nil, m.callError(ep, c.req, 0, 0, nil, err)
 	}
 	c.refusalSeen(1, "", RefusedConcurrencyLimit, err)
-	if fb := m.fallbackFor(ep, c.hops); fb != nil {
+	if fb := m.fallbackFor(ep, int(c.hops)); fb != nil {
 		c.finished.Store(true)
-		return m.toFallback(ep, fb, c.req, c.req.Body, c.req.GetBody, c.hops, err, m.releaseUncapped)
+		return m.toFallback(ep, fb, c.req, c.req.Body, c.req.GetBody, int(c.hops), err, m.releaseUncapped)
 	}
 	c.body = c.req.Body
 	resp, herr := c.refusalHooks(1, c.req, err)

@@ -143,9 +143,9 @@ func TestOwnCancelIsNotAFailure(t *testing.T) {
 	m := newTestManager(t, Config{Default: cfg}, WithTransport(&fakeTransport{}))
 	ep := m.table.Load().def
 	req, _ := http.NewRequest("GET", "http://x.test/", nil)
-	c := m.newCall(ep, req, 0)
-	a := &c.first
-	a.c, a.n = c, 1
+	c := &call{}
+	m.initCall(c, ep, req, 0)
+	a := &attempt{c: c, n: 1}
 	a.up = ep.breakers.upstream(ep.key, "x.test", m.now)
 	require.NoError(t, a.allowBreaker(&a.up.guard))
 	a.abandon()

@@ -22,11 +22,9 @@ import (
 // a chain of hooks. It is an http.RoundTripper, so it also serves any
 // *http.Client (see Client).
 //
-// Each call resolves its endpoint from the request URL's authority, then
-// runs an attempt loop: request hooks, the transport under the per-try
-// timeout, classification, error or response hooks, and the retry
-// decision. The caller's request is never modified; each attempt sends
-// its own clone.
+// Each call resolves its endpoint from the request URL's authority and
+// runs the pipeline the package documentation describes. The caller's
+// request is never modified; each attempt sends its own clone.
 //
 // A Manager is safe for concurrent use. Close it (or Shutdown it) when
 // done, to stop background work and close idle connections.
@@ -55,6 +53,7 @@ type Manager struct {
 	// stats and retired.
 	reloadMu sync.Mutex
 	stats    map[string]*endpointStats // by endpoint key; kept across reloads
+	policies map[string]*breakerPolicy // during buildTable: compiled breaker policies by config
 	retired  []retiredPool             // pools of replaced endpoints still serving calls
 
 	inflight  atomic.Int64
@@ -233,9 +232,9 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	now := m.now()
 	m.pruneRetired(now)
 	for _, ep := range append(old.endpoints(), old.def) {
-		if !kept[ep] && ep.ownTransport != nil {
-			ep.ownTransport.CloseIdleConnections()
-			m.retired = append(m.retired, retiredPool{pool: ep.ownTransport, until: now.Add(retiredGrace(ep))})
+		if pool := ep.pool(); !kept[ep] && pool != nil {
+			pool.CloseIdleConnections()
+			m.retired = append(m.retired, retiredPool{pool: pool, until: now.Add(retiredGrace(ep))})
 		}
 	}
 	return nil
@@ -292,6 +291,8 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 		byKey:      make(map[string]*endpoint, len(cc.endpoints)),
 		groups:     map[string]*breakerSet{},
 	}
+	m.policies = map[string]*breakerPolicy{}
+	defer func() { m.policies = nil }()
 	var created []*endpoint
 	build := func(key string, kind endpointKind, cfg EndpointConfig) (*endpoint, error) {
 		var prev *endpoint
@@ -316,8 +317,8 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 	}
 	fail := func(err error) (*endpointTable, error) {
 		for _, ep := range created {
-			if ep.ownTransport != nil {
-				ep.ownTransport.CloseIdleConnections()
+			if pool := ep.pool(); pool != nil {
+				pool.CloseIdleConnections()
 			}
 		}
 		return nil, err
@@ -381,16 +382,19 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 		ep.stats = &endpointStats{}
 		m.stats[key] = ep.stats
 	}
+	ep.m = m
 	if m.opts.transport != nil {
 		ep.transport = m.opts.transport
 		return ep, nil
 	}
-	et, err := newEndpointTLS(key, cfg.TLS, m.opts.tlsBase(key), m.logger, &ep.stats.tls)
-	if err != nil {
-		return nil, fmt.Errorf("connmgr: %s.tls: %w", endpointPath(key), err)
+	if !tlsSettingsSet(cfg.TLS) && m.opts.tlsBase(key) == nil {
+		return ep, nil // the pool is built on first use: see endpoint.roundTripper
 	}
-	ep.ownTransport = newHTTPTransport(cfg.Transport, et)
-	ep.transport = &tlsTransport{rt: ep.ownTransport, tls: et}
+	p, err := m.newPool(ep)
+	if err != nil {
+		return nil, err
+	}
+	ep.transport, ep.ownTransport = p.rt, p.own
 	return ep, nil
 }
 
@@ -580,8 +584,8 @@ func (m *Manager) CloseIdleConnections() {
 	}
 	t := m.table.Load()
 	for _, ep := range append(t.endpoints(), t.def) {
-		if ep.ownTransport != nil {
-			ep.ownTransport.CloseIdleConnections()
+		if pool := ep.pool(); pool != nil {
+			pool.CloseIdleConnections()
 		}
 	}
 	m.reloadMu.Lock()

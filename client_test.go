@@ -344,8 +344,14 @@ func TestTransportFromConfig(t *testing.T) {
 func TestEndpointsDoNotShareTransports(t *testing.T) {
 	m := newTestManager(t, Config{Endpoints: map[string]EndpointConfig{"a.test": {}, "b.test": {}}})
 	tbl := m.table.Load()
-	assert.NotSame(t, tbl.byKey["a.test"].ownTransport, tbl.byKey["b.test"].ownTransport)
-	assert.NotSame(t, tbl.byKey["a.test"].ownTransport, tbl.def.ownTransport)
+	// Pools are built on an endpoint's first call (issue 8: idle
+	// endpoints stay small); roundTripper builds them.
+	for _, ep := range []*endpoint{tbl.byKey["a.test"], tbl.byKey["b.test"], tbl.def} {
+		require.Nil(t, ep.pool(), "no pool before the first call")
+		ep.roundTripper()
+	}
+	assert.NotSame(t, tbl.byKey["a.test"].pool(), tbl.byKey["b.test"].pool())
+	assert.NotSame(t, tbl.byKey["a.test"].pool(), tbl.def.pool())
 }
 
 func TestStatsRecordDoesNotAllocate(t *testing.T) {
@@ -373,6 +379,7 @@ func TestRetiredPoolsAreForgottenAfterTheirGrace(t *testing.T) {
 	m.now = func() time.Time { return base.Add(time.Duration(clock.Load())) }
 	m.realClock = false
 	for i := 0; i < 50; i++ {
+		m.table.Load().def.roundTripper() // a pool exists once the endpoint was used (built lazily)
 		require.NoError(t, m.Reload(Config{Default: EndpointConfig{Timeout: time.Duration(i+1) * time.Second}}))
 	}
 	m.reloadMu.Lock()
@@ -380,6 +387,7 @@ func TestRetiredPoolsAreForgottenAfterTheirGrace(t *testing.T) {
 	m.reloadMu.Unlock()
 
 	clock.Store(int64(3 * time.Hour))
+	m.table.Load().def.roundTripper()
 	require.NoError(t, m.Reload(Config{}))
 	m.reloadMu.Lock()
 	assert.Len(t, m.retired, 1, "past the grace only the pool just replaced is left")

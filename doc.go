@@ -12,17 +12,53 @@
 // defaults after that (per-try timeout 10s, total 30s, 3 attempts,
 // backoff 100ms to 5s with full jitter, a retry budget of 20% plus 10/s).
 //
-// Each call runs a pipeline:
+// # The pipeline
 //
-//  1. resolve the endpoint;
-//  2. start the total deadline (TotalTimeout, merged with the caller's
-//     context);
-//  3. for each attempt: request hooks on the attempt's own clone of the
-//     request, the transport under the per-try timeout (which lasts until
-//     the caller closes the body), classification, error or response
-//     hooks, and the retry decision;
-//  4. return the response, or an *Error that unwraps to a sentinel
-//     (ErrRetriesExhausted, ErrClosed, ...) and to the cause.
+// This is the one description of the order; the code follows it (call.go
+// for the call, attempt*.go for each attempt). For each call of
+// RoundTrip, outermost first:
+//
+//  1. check the URL (no scheme or no host fails at once, not retried) and
+//     resolve the endpoint by authority;
+//  2. middleware: WithMiddleware, then WithEndpointMiddleware, then the
+//     WrapCall of MiddlewarePlugins, around the rest of the call;
+//  3. admission of the call: the Manager open (else ErrClosed), the
+//     endpoint's concurrency cap (max_concurrent; a refusal goes to the
+//     fallback endpoint, else to the error hooks, else ErrConcurrencyLimit);
+//  4. the call's settings: the endpoint's, overridden by CallOptions from
+//     the context; the total deadline (total_timeout, merged with the
+//     caller's); the body made replayable (GetBody, or buffered);
+//  5. for each attempt:
+//     a. request hooks, on the attempt's own clone of the request (a hook
+//     may answer the call with a response);
+//     b. the pick: the endpoint's Picker when it has one, else the
+//     request's host; either way an Upstream that holds its breaker;
+//     c. admission of the attempt: an open or half-open breaker first (so
+//     a refused call spends no token), then the rate limiter (wait up to
+//     max_wait, never past the deadline; local or fleet scope), then a
+//     closed breaker (built-in, or the BreakerFactory's). A refusal goes
+//     to the fallback endpoint (breaker, balancer), else to the error
+//     hooks (Retry false, Fallback honoured), else a typed error;
+//     d. the observer's AttemptStart, the per-try timeout (it ends when
+//     the caller closes the body), the transport;
+//     e. settle: the outcome goes once to every permit (breaker, pick,
+//     limiter feedback); an attempt the caller or connmgr cancelled is
+//     Ignored;
+//     f. classify (retry_on, or the RetryPolicy); a success runs the
+//     response hooks and returns;
+//     g. a failure: the retry decision (attempts left, safe to retry,
+//     Retry-After, deadline, retry budget, backoff or BackoffFunc), then
+//     the error hooks, which see it and may change it or answer with a
+//     Fallback; a discarded response is drained, bounded in bytes and in
+//     time;
+//  6. return the response (a final failing status is a response, as in
+//     net/http), or an *Error that unwraps to a sentinel (ErrRetriesExhausted,
+//     ErrCircuitOpen, ...) and to the cause. The call ends, and its slots
+//     are released, when the response body is closed or read to the end.
+//
+// docs/design.md draws the call and the attempt and names the extension
+// points (Observer, Picker, RateLimitStore, BreakerStore, Middleware,
+// Breaker, RetryPolicy, BackoffFunc, CallOptions).
 //
 // An attempt is retried only when that is safe: idempotent methods, a
 // request with an Idempotency-Key header, an endpoint that opts in, or a

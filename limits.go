@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// This file joins the rate limiter, the circuit breakers, the
-// concurrency cap and fallbacks to the Manager and its pipeline.
+// This file builds an endpoint's limits (breaker set, rate limiter,
+// concurrency cap) across reloads, delivers breaker state changes, and
+// hands refused calls to fallback endpoints.
 
 // maxFallbackHops bounds a chain of fallbacks. Validation rejects cycles;
 // this only guards against a reload swapping tables mid-call.
@@ -29,14 +30,14 @@ func (m *Manager) buildLimits(ep, prev *endpoint, old *endpointTable, groups map
 		case bc.Group != "":
 			if s := groups[bc.Group]; s != nil {
 				ep.breakers = s
-			} else if old != nil && old.groups[bc.Group] != nil && reflect.DeepEqual(old.groups[bc.Group].cfg, bc) {
+			} else if old != nil && old.groups[bc.Group] != nil && reflect.DeepEqual(old.groups[bc.Group].policy.cfg, bc) {
 				ep.breakers = old.groups[bc.Group]
 			} else {
 				ep.breakers = m.newBreakerSet(bc)
 			}
 			groups[bc.Group] = ep.breakers
 		case prev != nil && prev.breakers != nil && prev.cfg.CircuitBreaker.Group == "" &&
-			reflect.DeepEqual(prev.breakers.cfg, bc):
+			reflect.DeepEqual(prev.breakers.policy.cfg, bc):
 			ep.breakers = prev.breakers
 		default:
 			ep.breakers = m.newBreakerSet(bc)
@@ -70,12 +71,27 @@ func (m *Manager) buildLimits(ep, prev *endpoint, old *endpointTable, groups map
 // newBreakerSet makes a breaker set with the Manager's factory and, unless
 // its scope is local, the fleet's store.
 func (m *Manager) newBreakerSet(bc BreakerConfig) *breakerSet {
-	s := newBreakerSet(bc, m.events)
+	s := &breakerSet{policy: m.breakerPolicy(bc), events: m.events}
 	s.factory = m.opts.breakerFactory
 	if bc.Scope != scopeLocal {
 		s.fleet = m.fleet
 	}
 	return s
+}
+
+// breakerPolicy compiles bc, sharing the policy of an equal config
+// compiled in the same build (most endpoints inherit the default's).
+// Requires reloadMu.
+func (m *Manager) breakerPolicy(bc BreakerConfig) *breakerPolicy {
+	key := fmt.Sprintf("%#v", bc)
+	if p := m.policies[key]; p != nil && reflect.DeepEqual(p.cfg, bc) {
+		return p
+	}
+	p := newBreakerPolicy(bc)
+	if m.policies != nil {
+		m.policies[key] = p
+	}
+	return p
 }
 
 func prevBulkhead(prev *endpoint) *bulkhead {

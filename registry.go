@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,11 +56,18 @@ type endpoint struct {
 	mw         atomic.Pointer[wrappedEndpoint]
 	middleware []Middleware // WithEndpointMiddleware
 
+	// transport and ownTransport are set at New for an endpoint whose
+	// pool can fail to build (TLS files, pins, WithTLSConfig) or under
+	// WithTransport; otherwise both are nil and the pool is built on the
+	// endpoint's first call (lazy), so an idle endpoint costs little.
 	transport http.RoundTripper
 	// ownTransport is the pool this endpoint created (nil under
 	// WithTransport); the Manager closes its idle connections when the
 	// endpoint is retired or the Manager closes.
 	ownTransport *http.Transport
+	lazy         atomic.Pointer[endpointPool]
+	lazyMu       sync.Mutex // serializes building lazy
+	m            *Manager
 	stats        *endpointStats
 }
 

@@ -64,13 +64,14 @@ type EndpointStats struct {
 }
 
 // endpointStats holds an endpoint's counters: fixed memory, updated with
-// atomics, no allocation per call.
+// atomics, no allocation per call. The status-code counts and the latency
+// histogram (7 KB together) are made on the endpoint's first finished
+// call, so an endpoint that is configured but idle costs little.
 type endpointStats struct {
 	requests, successes, failures, retries, budgetExhausted, hookPanics atomic.Uint64
 	fallbacks                                                           atomic.Uint64
 	inFlight                                                            atomic.Int64
-	statusCodes                                                         [600]atomic.Uint64
-	latency                                                             histogram
+	dist                                                                atomic.Pointer[callDistribution]
 	tls                                                                 tlsCounters
 }
 
@@ -87,12 +88,14 @@ func (s *endpointStats) snapshot() EndpointStats {
 		StatusCodes:          map[int]uint64{},
 		TLS:                  s.tls.snapshot(),
 	}
-	for code := range s.statusCodes {
-		if n := s.statusCodes[code].Load(); n > 0 {
-			out.StatusCodes[code] = n
+	if d := s.dist.Load(); d != nil {
+		for code := range d.statusCodes {
+			if n := d.statusCodes[code].Load(); n > 0 {
+				out.StatusCodes[code] = n
+			}
 		}
+		out.P50, out.P95, out.P99 = d.latency.quantiles(0.50, 0.95, 0.99)
 	}
-	out.P50, out.P95, out.P99 = s.latency.quantiles(0.50, 0.95, 0.99)
 	return out
 }
 
@@ -103,10 +106,28 @@ func (s *endpointStats) record(status int, failed bool, d time.Duration) {
 	} else {
 		s.successes.Add(1)
 	}
-	if status > 0 && status < len(s.statusCodes) {
-		s.statusCodes[status].Add(1)
+	dist := s.dist.Load()
+	if dist == nil {
+		dist = s.makeDist()
 	}
-	s.latency.observe(d)
+	if status > 0 && status < len(dist.statusCodes) {
+		dist.statusCodes[status].Add(1)
+	}
+	dist.latency.observe(d)
+}
+
+// callDistribution is what endpointStats makes on first use.
+type callDistribution struct {
+	statusCodes [600]atomic.Uint64
+	latency     histogram
+}
+
+func (s *endpointStats) makeDist() *callDistribution {
+	d := &callDistribution{}
+	if s.dist.CompareAndSwap(nil, d) {
+		return d
+	}
+	return s.dist.Load()
 }
 
 // histogram is a log-linear latency histogram: for each power of two of
