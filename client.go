@@ -111,6 +111,7 @@ type options struct {
 	backoff             BackoffFunc
 	endpointBackoff     map[string]BackoffFunc
 	fleetConnector      FleetConnector // fleet.go
+	fleetTimeout        time.Duration  // bound on a store call; 0: fleetTimeout
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.

@@ -182,6 +182,9 @@ func (m *Manager) openFleet(r RedisConfig) (err error) {
 		return err
 	}
 	m.ownedFleet = store
+	// The store keeps its own deadline (redis.timeout); the Manager's
+	// bound on a store call must not cut it short.
+	o.fleetTimeout = max(fleetTimeout, 2*effectiveRedis(r).Timeout)
 	if o.rateStore == nil {
 		o.rateStore = store
 	}
@@ -247,4 +250,12 @@ func (m *Manager) closeFleet() {
 		m.logger.Warn("connmgr: closing the fleet store failed")
 	}
 	m.ownedFleet = nil
+}
+
+// storeTimeout bounds each call the Manager makes to a fleet store.
+func (m *Manager) storeTimeout() time.Duration {
+	if m.opts.fleetTimeout > 0 {
+		return m.opts.fleetTimeout
+	}
+	return fleetTimeout
 }

@@ -156,14 +156,14 @@ func (f *fleetLimiter) take(ctx context.Context, l *limiter, endpoint, key strin
 
 func (f *fleetLimiter) reserve(ctx context.Context, key string, limit Limit, maxWait time.Duration) (r Reservation, err error) {
 	defer f.m.recovered("RateLimitStore", "Reserve", &err)
-	rctx, cancel := context.WithTimeout(ctx, fleetTimeout)
+	rctx, cancel := context.WithTimeout(ctx, f.m.storeTimeout())
 	defer cancel()
 	return f.store.Reserve(rctx, key, limit, maxWait)
 }
 
 func (f *fleetLimiter) cancel(key string, r Reservation) {
 	defer f.m.recovered("RateLimitStore", "Cancel", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
 	defer cancel()
 	_ = f.store.Cancel(ctx, key, f.limit, r)
 }
@@ -188,7 +188,7 @@ func (f *fleetLimiter) feedback(l *limiter, endpoint, key string, resp *http.Res
 		d = l.pauseCap
 	}
 	defer f.m.recovered("RateLimitStore", "Pause", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
 	defer cancel()
 	_ = f.store.Pause(ctx, storeKey(endpoint, key), now.Add(d))
 }
@@ -209,7 +209,7 @@ func (f *fleetLimiter) adapt(l *limiter, sk string, b *bucket, resp *http.Respon
 	hold := p.interval * time.Duration(math.Ceil((p.max-after)/p.step))
 	hold = min(max(hold, time.Second), 5*time.Minute)
 	defer f.m.recovered("RateLimitStore", "LowerRate", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
 	defer cancel()
 	_ = lw.LowerRate(ctx, sk, after, now.Add(hold))
 }

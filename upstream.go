@@ -50,7 +50,8 @@ type breakerFleet struct {
 	once    sync.Once
 }
 
-// fleetTimeout bounds each call to a store.
+// fleetTimeout bounds each call to a store, unless the redis block gives
+// the store a longer deadline of its own (storeTimeout).
 const fleetTimeout = 100 * time.Millisecond
 
 func newBreakerFleet(m *Manager, store BreakerStore, origin string) *breakerFleet {
@@ -91,7 +92,7 @@ func (f *breakerFleet) publishLoop() {
 }
 
 func (f *breakerFleet) send(s BreakerSignal) {
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
 	defer cancel()
 	var err error
 	func() {
@@ -133,7 +134,7 @@ func (f *breakerFleet) receive(s BreakerSignal) {
 // panics refuses it.
 func (f *breakerFleet) acquireProbe(endpoint, upstream string, window time.Duration, maxProbes int) (ok bool) {
 	defer f.m.recovered("BreakerStore", "AcquireProbe", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
 	defer cancel()
 	got, err := f.store.AcquireProbe(ctx, endpoint, upstream, window, maxProbes)
 	return err != nil || got

@@ -36,8 +36,10 @@ func TestFleetLimitFourStoresOneProcess(t *testing.T) {
 		t.Skip("5 s load test")
 	}
 	srv := redistest.Start(t)
-	stores := []*Store{open(t, srv), open(t, srv), open(t, srv), open(t, srv)}
-	checkShares(t, demandAll(stores, "fleet", time.Now().Add(100*time.Millisecond)))
+	stores := []*Store{openLoad(t, srv), openLoad(t, srv), openLoad(t, srv), openLoad(t, srv)}
+	got := demandAll(stores, "fleet", time.Now().Add(100*time.Millisecond))
+	checkOutages(t, stores)
+	checkShares(t, got)
 }
 
 // TestFleetLimitTwoProcesses proves nothing is shared in memory: two
@@ -47,7 +49,7 @@ func TestFleetLimitTwoProcesses(t *testing.T) {
 		t.Skip("5 s load test")
 	}
 	srv := redistest.Start(t)
-	stores := []*Store{open(t, srv), open(t, srv)}
+	stores := []*Store{openLoad(t, srv), openLoad(t, srv)}
 	start := time.Now().Add(time.Second)
 	child := startChild(t, srv.URL(), start, 2)
 	out := make(chan []byte, 1)
@@ -58,6 +60,7 @@ func TestFleetLimitTwoProcesses(t *testing.T) {
 		errc <- err
 	}()
 	got := demandAll(stores, "fleet", start)
+	checkOutages(t, stores)
 	b, err := <-out, <-errc
 	if err != nil {
 		t.Fatalf("child: %v (output %q)", err, b)

@@ -22,6 +22,33 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// loadTimeout is the Redis deadline of the load tests: they measure
+// sharing, and a loaded machine running -race can miss the default 50 ms,
+// which would make them measure the fallback instead. (A Manager bounds
+// its store calls at twice the redis block's timeout.)
+const loadTimeout = time.Second
+
+// openLoad is open with loadTimeout.
+func openLoad(t testing.TB, srv *redistest.Server) *Store {
+	t.Helper()
+	s, err := Open(connmgr.RedisConfig{URL: srv.URL(), Prefix: "test:", Timeout: loadTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// checkOutages fails the test if a store lost Redis during a load test.
+func checkOutages(t testing.TB, stores []*Store) {
+	t.Helper()
+	for i, s := range stores {
+		if st := s.Stats(); st.Outages != 0 {
+			t.Errorf("store %d lost Redis during the run (%+v): the counts measure the fallback", i, st)
+		}
+	}
+}
+
 // open returns a Store on srv, closed at the test's end.
 func open(t testing.TB, srv *redistest.Server, opts ...Option) *Store {
 	t.Helper()

@@ -59,11 +59,11 @@ func run() error {
 	// In a file:
 	//   redis: {url: "${REDIS_URL}", prefix: "fleet-quota:"}
 	//   endpoints:
-	//     partner-api: {rate_limit: {rate: 60, per: 1s, burst: 1, max_wait: 20ms, scope: fleet}}
+	//     partner-api: {rate_limit: {rate: 60, per: 1s, burst: 1, max_wait: 100ms, scope: fleet}}
 	cfg := connmgr.Config{
 		Redis: connmgr.RedisConfig{URL: redisURL, Prefix: "fleet-quota:" + strconv.Itoa(os.Getpid()) + ":"},
 		Endpoints: map[string]connmgr.EndpointConfig{partner.Addr(): {
-			RateLimit: connmgr.RateLimitConfig{Rate: quota, Per: time.Second, Burst: 1, MaxWait: 20 * time.Millisecond, Scope: "fleet"},
+			RateLimit: connmgr.RateLimitConfig{Rate: quota, Per: time.Second, Burst: 1, MaxWait: 100 * time.Millisecond, Scope: "fleet"},
 			Retry:     connmgr.RetryConfig{MaxAttempts: 1},
 		}},
 	}
@@ -77,7 +77,7 @@ func run() error {
 		replicas[i] = m
 	}
 
-	// got[s][i]: calls replica i got through in second s.
+	// got[s][i]: calls replica i got answered in second s.
 	var got [seconds][3]atomic.Int64
 	start := time.Now().Add(50 * time.Millisecond)
 	var wg sync.WaitGroup
@@ -86,9 +86,11 @@ func run() error {
 		go func() {
 			defer wg.Done()
 			interval := time.Second / quota // each replica alone wants the whole quota
-			for n := range seconds * quota {
-				at := start.Add(time.Duration(n) * interval)
-				time.Sleep(time.Until(at))
+			for n := 0; ; n++ {
+				time.Sleep(time.Until(start.Add(time.Duration(n) * interval)))
+				if time.Since(start) >= seconds*time.Second {
+					return
+				}
 				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, partner.URL+"/v1/quote", nil)
 				resp, err := m.Do(req)
 				if errors.Is(err, connmgr.ErrRateLimited) {
@@ -99,7 +101,9 @@ func run() error {
 					continue
 				}
 				resp.Body.Close()
-				got[n/quota][i].Add(1)
+				if s := int(time.Since(start) / time.Second); s < seconds {
+					got[s][i].Add(1) // counted in the second it was answered
+				}
 			}
 		}()
 	}
