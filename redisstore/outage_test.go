@@ -167,7 +167,8 @@ func TestSlowRedisNeverHolds(t *testing.T) {
 	for name, op := range ops {
 		start := time.Now()
 		_ = op()
-		if took := time.Since(start); took > DefaultTimeout+100*time.Millisecond {
+		// The deadline, and slack for a loaded machine running -race.
+		if took := time.Since(start); took > DefaultTimeout+200*time.Millisecond {
 			t.Errorf("%s against a frozen server took %v; want at most the deadline", name, took)
 		}
 	}
