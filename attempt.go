@@ -274,7 +274,9 @@ func (a *attempt) refused(reason Refusal, err error) (verdict, bool) {
 		if fb := m.fallbackFor(ep, int(c.hops)); fb != nil {
 			if fbBody, ok := bodyForFallback(a.body, c.getBody, a.hooked != nil); ok {
 				c.finished.Store(true) // toFallback releases the call
-				return final(m.toFallback(ep, fb, c.req, fbBody, c.getBody, int(c.hops), err, m.release)), true
+				resp, ferr := m.toFallback(ep, fb, c.req, fbBody, c.getBody, int(c.hops), err, m.release)
+				c.end(resp, ferr, true) // the fallback endpoint's call is observed on its own
+				return final(resp, ferr), true
 			}
 		}
 	}

@@ -79,10 +79,11 @@ func (c *call) plainRequest(actx context.Context, body io.ReadCloser) *http.Requ
 	req, ep := c.req, c.ep
 	r := req.WithContext(actx)
 	r.Body, r.GetBody = body, c.getBody
-	hooksSee := !c.chain.empty()
+	// Hooks and observers (trace context) may change the header in
+	// place: then the attempt gets a deep copy.
+	hooksSee := !c.chain.empty() || c.obs != nil
 	switch {
 	case hooksSee:
-		// Hooks may change the header in place: a deep copy.
 		r.Header = req.Header.Clone()
 		if r.Header == nil {
 			r.Header = make(http.Header, len(ep.setHeaders))

@@ -112,6 +112,8 @@ type options struct {
 	endpointBackoff     map[string]BackoffFunc
 	fleetConnector      FleetConnector // fleet.go
 	fleetTimeout        time.Duration  // bound on a store call; 0: fleetTimeout
+
+	telemetry telemetryOptions // OpenTelemetry, status window: otel_options.go
 }
 
 // WithLogger sets the structured logger. Nil, the default, is silent.
@@ -198,6 +200,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	m.redact.Store(cc.redactor)
 	m.table.Store(table)
+	m.setupTelemetry()
 	return m, nil
 }
 
@@ -380,7 +383,7 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 	if s := m.stats[key]; s != nil {
 		ep.stats = s
 	} else {
-		ep.stats = &endpointStats{}
+		ep.stats = &endpointStats{now: m.clockNow}
 		m.stats[key] = ep.stats
 	}
 	ep.m = m
@@ -701,6 +704,7 @@ func (m *Manager) Close() error {
 		}
 		m.closeFleet() // after the breaker fleet has unsubscribed
 		m.CloseIdleConnections()
+		m.opts.telemetry.close()
 	})
 	return nil
 }

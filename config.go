@@ -27,8 +27,7 @@ type Config struct {
 	// case-insensitive. A request no key matches uses Default.
 	Endpoints map[string]EndpointConfig `yaml:"endpoints,omitempty" json:"endpoints,omitempty"`
 	// Redact names what, besides the built-in list, must never reach a
-	// log, an error or Stats (nor a span, when tracing arrives: it has not
-	// landed yet).
+	// log, an error, Stats, a span, a metric or the status page.
 	Redact RedactConfig `yaml:"redact,omitempty" json:"redact,omitempty"`
 	// Redis, when its URL is set, shares rate limits with `scope: fleet`
 	// and breaker signals with a fleet of Managers (see RedisConfig).

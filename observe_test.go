@@ -129,3 +129,26 @@ func TestNoObserverAddsNoAllocations(t *testing.T) {
 	// baseline's caller pays for with context.WithTimeout).
 	assert.LessOrEqual(t, got-base, 6.0, "allocations per call over the transport's own")
 }
+
+// An observer that adds a header (trace context) writes to the attempt's
+// own request, never to the caller's, even when no hook runs.
+func TestObserverHeadersNeverReachCallersRequest(t *testing.T) {
+	var seen []string
+	var mu sync.Mutex
+	rt := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("X-Trace"))
+		mu.Unlock()
+		return cannedResponse(r, http.StatusOK, "ok"), nil
+	})
+	m := newTestManager(t, Config{}, WithTransport(rt), WithObserver(&recordingObserver{}))
+	req, err := http.NewRequest(http.MethodGet, "http://api.test/x", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/plain")
+	resp, err := m.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, []string{"t"}, seen, "the transport sees the observer's header")
+	assert.Empty(t, req.Header.Get("X-Trace"), "the caller's request was written to")
+	assert.Len(t, req.Header, 1)
+}

@@ -20,6 +20,8 @@ type Stats struct {
 	// Fleet is the health of the fleet store (fleet.go), when the store
 	// reports one; nil without a fleet.
 	Fleet *FleetStats `json:"fleet,omitempty"`
+	// Started is when the Manager was created.
+	Started time.Time `json:"started"`
 }
 
 // EndpointStats are the numbers for one endpoint since the Manager
@@ -61,6 +63,8 @@ type EndpointStats struct {
 	RateLimit *RateLimitStats `json:"rate_limit,omitempty"`
 	// Concurrency describes the concurrency cap; nil when there is none.
 	Concurrency *ConcurrencyStats `json:"concurrency,omitempty"`
+	// Window has the numbers of the last minute; nil before the first call.
+	Window *WindowStats `json:"last_minute,omitempty"`
 }
 
 // endpointStats holds an endpoint's counters: fixed memory, updated with
@@ -73,6 +77,10 @@ type endpointStats struct {
 	inFlight                                                            atomic.Int64
 	dist                                                                atomic.Pointer[callDistribution]
 	tls                                                                 tlsCounters
+	// win is the last minute (stats_window.go), made on first use; now is
+	// the Manager's clock for it.
+	win atomic.Pointer[callWindow]
+	now func() time.Time
 }
 
 func (s *endpointStats) snapshot() EndpointStats {
@@ -114,6 +122,9 @@ func (s *endpointStats) record(status int, failed bool, d time.Duration) {
 		dist.statusCodes[status].Add(1)
 	}
 	dist.latency.observe(d)
+	if s.now != nil {
+		s.recordWindow(s.now(), failed, d)
+	}
 }
 
 // callDistribution is what endpointStats makes on first use.
@@ -216,6 +227,7 @@ func (m *Manager) Stats() Stats {
 	s.Endpoints[defaultKey] = t.def.snapshot(now)
 	s.Reload = m.reloadStats()
 	s.Fleet = m.fleetStats()
+	m.fillWindows(&s, t, now)
 	return s
 }
 

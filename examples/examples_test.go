@@ -159,6 +159,26 @@ var want = map[string][]string{
 		`"pricing": \{\s+"host": "127\.0\.0\.1:\d+",\s+"request_count": 60,`,
 		`(?m)^stats server stopped$`,
 	},
+	"tracing": {
+		`(?m)^call 1: 200 OK \{"order":42\}$`,
+		`(?m)^call 2: refused by the open breaker: true$`,
+		`(?m)^  attempt 3 traceparent 00-[0-9a-f]{32}-[0-9a-f]{16}-01$`,
+		`(?m)^    connmgr GET \(internal\) span [0-9a-f]{16}: http\.response\.status_code=200 connmgr\.outcome=success url\.full=http://127\.0\.0\.1:\d+/v1/orders/42\?session=REDACTED event connmgr\.backoff\(status\) event connmgr\.backoff\(status\)$`,
+		`(?m)^      GET \(client\) span [0-9a-f]{16}: connmgr\.attempt=1 http\.response\.status_code=503 error\.type=503 `,
+		`(?m)^      GET \(client\) span [0-9a-f]{16}: connmgr\.attempt=3 http\.request\.resend_count=2 http\.response\.status_code=200 `,
+		`(?m)^    connmgr GET \(internal\) span [0-9a-f]{16}: error\.type=circuit_open connmgr\.outcome=refused connmgr\.refusal\.reason=circuit_open .*event connmgr\.refused\(circuit_open\)$`,
+		`"Name": "connmgr GET",`,
+		`"Key": "http\.request\.resend_count",`,
+	},
+	"prometheus_metrics": {
+		`(?m)^GET http://127\.0\.0\.1:PORT/metrics: 200 OK$`,
+		`(?m)^connmgr_client_breaker_state\{connmgr_endpoint="FAILING",connmgr_upstream="FAILING"\} 2$`,
+		`(?m)^connmgr_client_calls_total\{connmgr_endpoint="HEALTHY",connmgr_outcome="success"\} 20$`,
+		`(?m)^connmgr_client_refusals_total\{connmgr_endpoint="FAILING",connmgr_refusal_reason="circuit_open"\} 4$`,
+		`(?m)^http_client_request_duration_seconds_count\{connmgr_endpoint="HEALTHY",http_request_method="GET",http_response_status_code="200",server_address="127\.0\.0\.1",server_port="HEALTHY_PORT"\} 20$`,
+		`(?m)^  healthy  20 attempts,  0 failed, mean [\d.]+ms; calls success=20$`,
+		`(?m)^  failing   4 attempts,  4 failed, mean [\d.]+ms; calls failure=2 refused=4$`,
+	},
 }
 
 // needsRedis names the examples that start a redis-server (or use

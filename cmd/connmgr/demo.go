@@ -27,6 +27,7 @@ type demoOptions struct {
 	seed     uint64
 	verbose  bool
 	config   string // a config file to run instead of the built-in policy
+	status   string // serve the status page on this address (demo_status.go)
 }
 
 // drainTimeout bounds how long the demo waits for calls in flight once
@@ -82,6 +83,7 @@ func parseDemoFlags(args []string, stdout, stderr io.Writer) (opts demoOptions, 
 	fs.Uint64Var(&opts.seed, "seed", 1, "seed for the upstreams' faults and the workers' pacing")
 	fs.BoolVar(&opts.verbose, "verbose", false, "log each retry (connmgr's slog debug output) to stderr")
 	fs.StringVar(&opts.config, "config", "", "run the policy in this config file (.yaml or .json) instead of the demo's")
+	fs.StringVar(&opts.status, "status", "", "serve the status page on this address while the demo runs, such as 127.0.0.1:8081")
 
 	err := fs.Parse(args)
 	switch {
@@ -100,6 +102,8 @@ func parseDemoFlags(args []string, stdout, stderr io.Writer) (opts demoOptions, 
 		problem = fmt.Sprintf("--duration must be > 0, got %v", opts.duration)
 	case opts.workers < 1 || opts.workers > 256:
 		problem = fmt.Sprintf("--workers must be between 1 and 256, got %d", opts.workers)
+	case opts.status != "" && checkStatusAddr(opts.status) != nil:
+		problem = checkStatusAddr(opts.status).Error()
 	}
 	if problem != "" {
 		fmt.Fprintf(stderr, "connmgr demo: %s\n\n", problem)
@@ -173,6 +177,13 @@ func demoMain(ctx context.Context, stopSignals func(), opts demoOptions, stdout,
 		return err
 	}
 	defer d.m.Close()
+	if opts.status != "" {
+		stopStatus, err := startStatusPage(opts.status, d.m, d.con)
+		if err != nil {
+			return err
+		}
+		defer stopStatus()
+	}
 
 	h := &hooks{con: d.con, byKey: make(map[string]*upstream, len(d.ups))}
 	for _, u := range d.ups {

@@ -1,0 +1,230 @@
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"github.com/chromedp/cdproto/cdp"
+	"image/png"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
+
+	"github.com/connmgr/connmgr"
+	"github.com/connmgr/connmgr/connmgrtest"
+	"github.com/connmgr/connmgr/statuspage"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// chromiumPath finds Debian's chromium (or another Chrome on PATH). It
+// skips the test loudly when there is none, and fails it under CI=true.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed, and CI=true: .ci/run must install it (apt-get install -y chromium)")
+	}
+	t.Skip("SKIPPED LOUDLY: no chromium on PATH, so the status page was not checked in a real browser; install it with `apt-get install -y chromium`")
+	return ""
+}
+
+// liveManager serves the status page of a Manager with a failing upstream
+// whose breaker is open, and a healthy one.
+func liveManager(t *testing.T) (m *connmgr.Manager, bad, good *connmgrtest.Server) {
+	t.Helper()
+	bad = connmgrtest.NewServer(connmgrtest.Step{Status: http.StatusServiceUnavailable, Body: "down"})
+	good = connmgrtest.NewServerFunc(func(n int64, _ *http.Request) connmgrtest.Step {
+		return connmgrtest.Step{Body: "ok", Delay: time.Duration(n%7) * time.Millisecond}
+	})
+	t.Cleanup(bad.Close)
+	t.Cleanup(good.Close)
+	one := connmgr.RetryConfig{MaxAttempts: 1}
+	m, err := connmgr.New(connmgr.Config{
+		Endpoints: map[string]connmgr.EndpointConfig{
+			bad.Addr():  {Retry: one, CircuitBreaker: connmgr.BreakerConfig{ConsecutiveFailures: 3, RecoveryTimeout: time.Minute}, Auth: connmgr.AuthConfig{BearerToken: "tok-secret-456"}},
+			good.Addr(): {Retry: one, RateLimit: connmgr.RateLimitConfig{Rate: 100, Per: time.Second, Burst: 50}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	call := func(u string) {
+		if resp, err := m.Get(context.Background(), u); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+	}
+	for range 5 {
+		call(bad.URL + "/v1/charge")
+	}
+	for i := range 40 {
+		call(fmt.Sprintf("%s/v1/items/%d", good.URL, i))
+	}
+	if st := m.Stats().Endpoints[bad.Addr()].Breaker.State; st != connmgr.BreakerOpen {
+		t.Fatalf("breaker state %v, want open", st)
+	}
+	return m, bad, good
+}
+
+func TestStatusPageInChromium(t *testing.T) {
+	exe := chromiumPath(t)
+	m, bad, good := liveManager(t)
+	srv := httptest.NewServer(statuspage.Handler(m))
+	defer srv.Close()
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 1100),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+
+	// Start the browser, then listen to the tab before the page loads.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	var mu sync.Mutex
+	var problems []string
+	err := chromedp.Listen(bctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
+				problems = append(problems, fmt.Sprintf("console.%s: %v", ev.Type, argsText(ev.Args)))
+			}
+		case *runtime.EventExceptionThrown:
+			problems = append(problems, "exception: "+ev.ExceptionDetails.Text)
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Level == cdplog.EntryLevelWarning {
+				problems = append(problems, fmt.Sprintf("log %s (%s): %s", ev.Entry.Level, ev.Entry.Source, ev.Entry.Text))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(bctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		t.Fatalf("log.enable: %v", err)
+	}
+
+	badRow := chromedp.CSS(fmt.Sprintf(`tr[data-upstream="%s"]`, bad.Addr()))
+	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(badRow)); err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	title, err := chromedp.Run(bctx, chromedp.Title())
+	if err != nil {
+		t.Fatal(err)
+	}
+	badHeading := text(fmt.Sprintf(`h2[id="endpoint-%s"]`, bad.Addr()))
+	badRowText := text(string(badRow))
+	goodRowText := text(fmt.Sprintf(`tr[data-upstream="%s"]`, good.Addr()))
+	config, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.CSS(`#config`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	badgeColor, err := chromedp.Run(bctx, chromedp.Evaluate[string](fmt.Sprintf(
+		`getComputedStyle(document.querySelector('%s .status-down')).backgroundColor`, badRow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let a refresh pass: the page must reload itself without errors.
+	time.Sleep((statuspage.RefreshSeconds + 1) * time.Second)
+	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if title != "connmgr status" {
+		t.Errorf("title %q", title)
+	}
+	if !strings.Contains(badHeading, "breaker open") {
+		t.Errorf("the failing endpoint's heading reads %q, want it to show the open breaker", badHeading)
+	}
+	for _, want := range []string{"down", "open", "Service Unavailable"} {
+		if !strings.Contains(badRowText, want) {
+			t.Errorf("the failing upstream's row reads %q, want %q in it", badRowText, want)
+		}
+	}
+	if !strings.Contains(goodRowText, "up") || strings.Contains(goodRowText, "down") {
+		t.Errorf("the healthy upstream's row reads %q, want it up", goodRowText)
+	}
+	// The stylesheet applied: the CSP hash matched, and "down" is red.
+	if badgeColor != "rgb(207, 34, 46)" {
+		t.Errorf("the down badge's background is %q, want the page's red: the stylesheet did not apply", badgeColor)
+	}
+	if strings.Contains(config, "tok-secret-456") || !strings.Contains(config, "bearer_token: REDACTED") {
+		t.Errorf("the config shown is not redacted:\n%s", config)
+	}
+	mu.Lock()
+	if len(problems) > 0 {
+		t.Errorf("the page logged problems in the browser:\n%s", strings.Join(problems, "\n"))
+	}
+	mu.Unlock()
+
+	if _, err := png.Decode(bytes.NewReader(shot)); err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "statuspage.png")
+	if os.Getenv("CONNMGR_UPDATE_SCREENSHOT") == "1" {
+		out = filepath.Join("..", "..", "docs", "statuspage.png")
+	}
+	if err := os.WriteFile(out, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", out, len(shot))
+}
+
+func argsText(args []*runtime.RemoteObject) string {
+	var parts []string
+	for _, a := range args {
+		if a.Value != nil {
+			parts = append(parts, string(a.Value))
+		} else {
+			parts = append(parts, a.Description)
+		}
+	}
+	return strings.Join(parts, " ")
+}
