@@ -488,3 +488,38 @@ func TestRetryAfterPausesTheFleet(t *testing.T) {
 		t.Fatalf("B after A's 429 with Retry-After: 1: %v; want a RateLimitError with RetryIn ~1s", err)
 	}
 }
+
+// TestPerKeyFleetLimit: per-user limits are fleet-wide per user: Alice's
+// quota is shared by both Managers, Bob's is his own.
+func TestPerKeyFleetLimit(t *testing.T) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	ep := connmgr.EndpointConfig{
+		RateLimit: connmgr.RateLimitConfig{Rate: 2, Per: time.Minute, Burst: 2, Key: "header:X-User-ID", Scope: "fleet"},
+		Retry:     connmgr.RetryConfig{MaxAttempts: 1},
+	}
+	a, _ := newManager(t, srv, ep, up.host())
+	b, _ := newManager(t, srv, ep, up.host())
+	as := func(m *connmgr.Manager, user string) error {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, up.srv.URL, nil)
+		req.Header.Set("X-User-ID", user)
+		resp, err := m.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	for i, step := range []struct {
+		m       *connmgr.Manager
+		user    string
+		limited bool
+	}{
+		{a, "alice", false}, {b, "alice", false}, {a, "alice", true}, {b, "alice", true},
+		{b, "bob", false}, {a, "bob", false}, {b, "bob", true},
+	} {
+		err := as(step.m, step.user)
+		if got := errors.Is(err, connmgr.ErrRateLimited); got != step.limited {
+			t.Errorf("step %d (%s): error %v; want limited=%v", i, step.user, err, step.limited)
+		}
+	}
+}
