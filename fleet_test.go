@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 func TestRedisBlockValidation(t *testing.T) {
@@ -159,5 +161,32 @@ func TestRootImportsNoRedis(t *testing.T) {
 		if strings.Contains(dep, "redis") {
 			t.Errorf("the root package depends on %s", dep)
 		}
+	}
+}
+
+// healthStore is a rate-limit store that reports its health.
+type healthStore struct {
+	*MemoryRateLimitStore
+	st FleetStats
+}
+
+func (h healthStore) FleetStats() FleetStats { return h.st }
+
+func TestFleetHealthInStatsAndMetrics(t *testing.T) {
+	store := healthStore{NewMemoryRateLimitStore(), FleetStats{Healthy: false, Outages: 2, OnError: "deny"}}
+	h := newOTelHarness(t, Config{}, WithRateLimitStore(store))
+	if f := h.m.Stats().Fleet; f == nil || f.Outages != 2 || f.Healthy || f.OnError != "deny" {
+		t.Fatalf("Stats().Fleet = %+v; want the store's health", f)
+	}
+	rm := h.metrics(t)
+	if n := sumInt(t, rm, "connmgr.client.fleet.outages", nil); n != 2 {
+		t.Errorf("connmgr.client.fleet.outages = %d; want 2", n)
+	}
+	g, ok := findMetric(t, rm, "connmgr.client.fleet.healthy").Data.(metricdata.Gauge[int64])
+	if !ok || len(g.DataPoints) != 1 || g.DataPoints[0].Value != 0 {
+		t.Errorf("connmgr.client.fleet.healthy = %+v; want one point, 0", g)
+	}
+	if f := newTestManager(t, Config{}).Stats().Fleet; f != nil {
+		t.Errorf("Stats().Fleet without a fleet = %+v; want nil", f)
 	}
 }
