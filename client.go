@@ -112,6 +112,7 @@ type options struct {
 	endpointBackoff     map[string]BackoffFunc
 	fleetConnector      FleetConnector // fleet.go
 	fleetTimeout        time.Duration  // bound on a store call; 0: fleetTimeout
+	fleetRedis          RedisConfig    // the redis block New read
 
 	telemetry telemetryOptions // OpenTelemetry, status window: otel_options.go
 }
@@ -219,6 +220,7 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
+	m.noteRedisReload(cfg.Redis)
 	old := m.table.Load()
 	table, err := m.buildTable(cc, old)
 	if err != nil {

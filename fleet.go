@@ -162,6 +162,7 @@ func redactRedis(r RedisConfig) RedisConfig {
 // openFleet opens the fleet store for cfg's redis block, if any, and
 // keeps it in m.ownedFleet, for Close. Stores given in code win.
 func (m *Manager) openFleet(r RedisConfig) (err error) {
+	m.opts.fleetRedis = r
 	if !r.Enabled() {
 		return nil
 	}
@@ -258,4 +259,12 @@ func (m *Manager) storeTimeout() time.Duration {
 		return m.opts.fleetTimeout
 	}
 	return fleetTimeout
+}
+
+// noteRedisReload warns when a reload changes the redis block: the store
+// opened by New stays in use until the Manager is restarted.
+func (m *Manager) noteRedisReload(r RedisConfig) {
+	if r != m.opts.fleetRedis {
+		m.logger.Warn("connmgr: the redis block changed; it takes effect at the next start (the fleet store opened at New stays in use)")
+	}
 }

@@ -73,13 +73,21 @@ func TestRedisPasswordNeverPrinted(t *testing.T) {
 	}
 }
 
-// fakeFleet is a FleetStore that counts its Close.
+// fakeFleet is a FleetStore that shares nothing and counts its Close.
 type fakeFleet struct {
-	RateLimitStore
-	BreakerStore
 	closed atomic.Int64
 }
 
+func (f *fakeFleet) Reserve(context.Context, string, Limit, time.Duration) (Reservation, error) {
+	return Reservation{OK: true}, nil
+}
+func (f *fakeFleet) Cancel(context.Context, string, Limit, Reservation) error { return nil }
+func (f *fakeFleet) Pause(context.Context, string, time.Time) error           { return nil }
+func (f *fakeFleet) Publish(context.Context, BreakerSignal) error             { return nil }
+func (f *fakeFleet) Subscribe(func(BreakerSignal)) func()                     { return func() {} }
+func (f *fakeFleet) AcquireProbe(context.Context, string, string, time.Duration, int) (bool, error) {
+	return true, nil
+}
 func (f *fakeFleet) Close() error { f.closed.Add(1); return nil }
 
 func TestFleetConnector(t *testing.T) {
@@ -188,5 +196,31 @@ func TestFleetHealthInStatsAndMetrics(t *testing.T) {
 	}
 	if f := newTestManager(t, Config{}).Stats().Fleet; f != nil {
 		t.Errorf("Stats().Fleet without a fleet = %+v; want nil", f)
+	}
+}
+
+func TestReloadWarnsWhenTheRedisBlockChanges(t *testing.T) {
+	var logs lockedWriter
+	var buf strings.Builder
+	logs.w = &buf
+	f := &fakeFleet{}
+	cfg := Config{Redis: RedisConfig{URL: "redis://127.0.0.1:1/0"}}
+	m, err := New(cfg, WithFleetConnector(func(FleetDial) (FleetStore, error) { return f, nil }), WithLogger(newTestLogger(&logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "redis block changed") {
+		t.Errorf("a reload with the same redis block warned: %s", buf.String())
+	}
+	cfg.Redis.URL = "redis://127.0.0.1:2/0"
+	if err := m.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "redis block changed") {
+		t.Errorf("a reload with another redis block did not warn: %q", buf.String())
 	}
 }

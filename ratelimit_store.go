@@ -135,6 +135,9 @@ func (f *fleetLimiter) take(ctx context.Context, l *limiter, endpoint, key strin
 		limit.Rate = math.Min(limit.Rate, float64(l.bucketByKey(key, f.m.now).lim.Limit()))
 	}
 	r, err := f.reserve(ctx, sk, limit, max(maxWait, 0))
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // the caller gave up: not the store's failure
+	}
 	if err != nil {
 		f.m.logger.Warn("connmgr: rate-limit store failed; using the local limit", "endpoint", endpoint, "error", safeString(err))
 		return l.take(ctx, l.bucketByKey(key, f.m.now), endpoint, deadline, f.m.now)
