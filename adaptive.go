@@ -93,7 +93,7 @@ func (l *limiter) adapt(b *bucket, resp *http.Response, latency time.Duration, n
 		s.cur = math.Max(p.min, s.cur*p.factor)
 		s.lastChange = now
 		l.decreases.Add(1)
-	case !pushBack && status < 500 && mayChange && s.cur < p.max:
+	case !pushBack && !isServerError(status) && mayChange && s.cur < p.max:
 		s.cur = math.Min(p.max, s.cur+p.step)
 		s.lastChange = now
 		l.increases.Add(1)

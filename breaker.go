@@ -109,11 +109,7 @@ func validateBreaker(p *problems, path string, c BreakerConfig) {
 	}
 	nonNegative(p, path+".idle_timeout", c.IdleTimeout)
 	validateScope(p, path+".scope", c.Scope)
-	for i, s := range c.FailureStatuses {
-		if s < 100 || s > 599 {
-			p.add(fmt.Sprintf("%s.failure_statuses[%d]", path, i), "must be an HTTP status 100..599, got %d", s)
-		}
-	}
+	checkStatuses(p, path+".failure_statuses", c.FailureStatuses)
 }
 
 // checkResolvedBreaker checks rules that involve several fields, after
@@ -328,7 +324,7 @@ func newBreakerPolicy(c BreakerConfig) *breakerPolicy {
 		p.successThreshold = p.halfOpen
 	}
 	if c.FailureStatuses == nil {
-		for s := 500; s <= 599; s++ {
+		for s := 500; s <= 599; s++ { // every isServerError status
 			p.failStatus.add(s)
 		}
 	} else {

@@ -80,6 +80,9 @@ func (m *Manager) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req.Body)
 		return nil, &Error{Endpoint: ep.key, Method: methodOrGet(req.Method), URL: m.redact.Load().URL(req.URL), Err: err}
 	}
+	if req.Response != nil {
+		req = redirectHop(req) // a redirect net/http follows: no secrets in Referer to another origin
+	}
 	if rt := m.wrapped(ep); rt != nil {
 		return rt.RoundTrip(req)
 	}
@@ -281,7 +284,7 @@ func (c *call) answer(a *attempt, areq *http.Request, resp *http.Response, fallb
 		resp = r
 	}
 	ep := c.ep
-	failed := fallback || resp.StatusCode >= 500 || ep.retry.retryOn.has(resp.StatusCode)
+	failed := fallback || isServerError(resp.StatusCode) || ep.retry.retryOn.has(resp.StatusCode)
 	ep.stats.record(resp.StatusCode, failed, elapsed)
 	if resp.Body == nil {
 		resp.Body = http.NoBody

@@ -95,7 +95,12 @@ type options struct {
 
 	clock          func() time.Time // tests only: see withClock
 	stateListeners []func(StateChange)
-	keyFuncs       map[string]KeyFunc // by lower-cased endpoint key
+	keyFuncs       map[string]KeyFunc // by endpoint key (normalised by New)
+	// endpointKeys lists the endpoints the options keyed by endpoint
+	// name; keysResolved is set once New has normalised them
+	// (endpoint_keys.go).
+	endpointKeys []endpointKeyRef
+	keysResolved bool
 
 	// Extension points (observer.go, balancer.go, store.go,
 	// middleware.go, breaker_plug.go, retry_policy.go).
@@ -170,7 +175,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if m.opts.clock != nil {
 		m.now, m.realClock = m.opts.clock, false
 	}
-	m.client = &http.Client{Transport: m}
+	m.client = &http.Client{Transport: m, CheckRedirect: CheckRedirect}
 	m.events = &dispatcher{deliver: m.deliverStateChange}
 	m.observers = m.opts.observers
 	m.id = newManagerID()
@@ -431,10 +436,11 @@ func (t *endpointTable) endpoints() []*endpoint {
 
 // Client returns a new *http.Client whose Transport is the Manager, for
 // libraries that take one. Redirects it follows go through the pipeline
-// hop by hop. Each call returns a new Client, so setting its fields does
+// hop by hop, under CheckRedirect (no query in a Referer sent to another
+// host). Each call returns a new Client, so setting its fields does
 // not affect others.
 func (m *Manager) Client() *http.Client {
-	return &http.Client{Transport: m}
+	return &http.Client{Transport: m, CheckRedirect: CheckRedirect}
 }
 
 // Do sends req through the pipeline and follows redirects, as

@@ -110,26 +110,6 @@ func fallbackAuthority(key string, kind endpointKind) string {
 	return key
 }
 
-// checkKeyFuncs reports WithRateLimitKey options that name no endpoint.
-func checkKeyFuncs(fns map[string]KeyFunc, cc *compiledConfig) error {
-	for key, fn := range fns {
-		if fn == nil {
-			return fmt.Errorf("connmgr: WithRateLimitKey(%q): nil KeyFunc", key)
-		}
-		norm, _, problem := normalizeKey(key)
-		if problem != "" {
-			return fmt.Errorf("connmgr: WithRateLimitKey(%q): %s", key, problem)
-		}
-		if norm == defaultKey {
-			continue
-		}
-		if _, ok := cc.endpoints[norm]; !ok {
-			return fmt.Errorf("connmgr: WithRateLimitKey(%q): no such endpoint in the config", key)
-		}
-	}
-	return nil
-}
-
 // deliverStateChange hands one breaker state change to the log, the
 // WithStateListener listeners and the plugins that are StateListeners,
 // in that order. It runs outside every lock; a listener that panics is

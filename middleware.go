@@ -24,7 +24,8 @@ func WithMiddleware(mw ...Middleware) Option {
 }
 
 // WithEndpointMiddleware wraps the calls of one endpoint (its key as in
-// the config), inside the Manager-wide middleware.
+// the config), inside the Manager-wide middleware. New fails when the key
+// names no configured endpoint.
 func WithEndpointMiddleware(endpoint string, mw ...Middleware) Option {
 	return optionFunc(func(o *options) {
 		if o.endpointMiddleware == nil {

@@ -522,7 +522,7 @@ func callOutcome(status int, ev CallEndEvent, refusal Refusal) callOutcomeKind {
 		return callRefused
 	case ev.Err != nil:
 		return callErrored
-	case status >= 500 || status == http.StatusTooManyRequests:
+	case isServerError(status) || status == http.StatusTooManyRequests:
 		return callFailure
 	}
 	return callSuccess

@@ -3,7 +3,6 @@ package connmgr
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"reflect"
 )
 
@@ -15,10 +14,7 @@ func (m *Manager) prepare(cfg Config) (*compiledConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := resolveTLSOptions(&m.opts, cc); err != nil {
-		return nil, err
-	}
-	if err := checkKeyFuncs(m.opts.keyFuncs, cc); err != nil {
+	if err := m.opts.resolveEndpointKeys(cc); err != nil {
 		return nil, err
 	}
 	var p problems
@@ -27,7 +23,7 @@ func (m *Manager) prepare(cfg Config) (*compiledConfig, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	return cc, checkEndpointOptions(&m.opts, cc)
+	return cc, nil
 }
 
 // eachEndpoint calls f with the path and resolved config of the default
@@ -75,54 +71,6 @@ func tlsSettingsSet(c TLSConfig) bool {
 	d := tlsDefaults()
 	return c.CAFile != "" || c.CertFile != "" || len(c.Pins) > 0 || c.ServerName != "" || len(c.CipherSuites) > 0 ||
 		c.MinVersion != d.MinVersion || c.MaxVersion != "" || (c.InsecureSkipVerify != nil && *c.InsecureSkipVerify)
-}
-
-// checkEndpointOptions resolves the options keyed by endpoint
-// (WithEndpointMiddleware, WithRetryPolicy and WithBackoff with
-// endpoints) to normalized keys, and refuses keys that name no endpoint.
-func checkEndpointOptions(o *options, cc *compiledConfig) error {
-	var err error
-	check := func(opt string) func(string) (string, bool) {
-		return func(raw string) (string, bool) {
-			key, e := endpointOptionKey(opt, raw, cc)
-			if e != nil && err == nil {
-				err = e
-			}
-			return key, e == nil
-		}
-	}
-	o.endpointMiddleware = renameKeys(o.endpointMiddleware, check("WithEndpointMiddleware"))
-	o.endpointRetryPolicy = renameKeys(o.endpointRetryPolicy, check("WithRetryPolicy"))
-	o.endpointBackoff = renameKeys(o.endpointBackoff, check("WithBackoff"))
-	return err
-}
-
-// endpointOptionKey normalizes an endpoint key given to an option, as
-// config keys are normalized, and checks that it names an endpoint.
-func endpointOptionKey(opt, raw string, cc *compiledConfig) (string, error) {
-	key, _, problem := normalizeKey(raw)
-	if problem != "" {
-		return "", fmt.Errorf("connmgr: %s(%q): %s", opt, raw, problem)
-	}
-	if _, ok := cc.endpoints[key]; !ok && key != defaultKey {
-		return "", fmt.Errorf("connmgr: %s(%q): no such endpoint in the config", opt, raw)
-	}
-	return key, nil
-}
-
-func renameKeys[V any](in map[string]V, rename func(string) (string, bool)) map[string]V {
-	if len(in) == 0 {
-		return in
-	}
-	out := make(map[string]V, len(in))
-	for raw, v := range in {
-		if key, ok := rename(raw); ok {
-			out[key] = v
-		} else {
-			out[raw] = v
-		}
-	}
-	return out
 }
 
 // applyEndpointOptions gives a new endpoint the options keyed by it.

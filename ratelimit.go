@@ -3,7 +3,6 @@ package connmgr
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -150,11 +149,7 @@ func validateRateLimit(p *problems, path string, c RateLimitConfig) {
 		p.add(ap+".increase_step", "must be >= 0, got %g", a.IncreaseStep)
 	}
 	nonNegative(p, ap+".interval", a.Interval)
-	for i, s := range a.DecreaseOn {
-		if s < 100 || s > 599 {
-			p.add(fmt.Sprintf("%s.decrease_on[%d]", ap, i), "must be an HTTP status 100..599, got %d", s)
-		}
-	}
+	checkStatuses(p, ap+".decrease_on", a.DecreaseOn)
 }
 
 // checkResolvedRateLimit checks rules that involve several fields, after
@@ -180,13 +175,14 @@ type KeyFunc func(req *http.Request) string
 // WithRateLimitKey keys the rate limit of the endpoint named endpoint
 // ("default" for the default) by fn instead of its rate_limit.key. The
 // endpoint must have a rate limit for it to matter; New fails if no such
-// endpoint is configured.
+// endpoint is configured. The key is read as the config's keys are
+// (" API.test" is "api.test", "[::1]" is "::1").
 func WithRateLimitKey(endpoint string, fn KeyFunc) Option {
 	return optionFunc(func(o *options) {
 		if o.keyFuncs == nil {
 			o.keyFuncs = map[string]KeyFunc{}
 		}
-		o.keyFuncs[strings.ToLower(endpoint)] = fn
+		o.keyFuncs[endpoint] = fn
 	})
 }
 

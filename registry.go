@@ -190,11 +190,7 @@ func validateEndpoint(p *problems, path string, c EndpointConfig) {
 	nonNegative(p, rp+".initial_backoff", r.InitialBackoff)
 	nonNegative(p, rp+".max_backoff", r.MaxBackoff)
 	nonNegative(p, rp+".max_retry_after", r.MaxRetryAfter)
-	for i, s := range r.RetryOn {
-		if s < 100 || s > 599 {
-			p.add(fmt.Sprintf("%s.retry_on[%d]", rp, i), "must be an HTTP status 100..599, got %d", s)
-		}
-	}
+	checkStatuses(p, rp+".retry_on", r.RetryOn)
 	if r.Budget.Ratio < 0 {
 		p.add(rp+".budget.ratio", "must be >= 0, got %g", r.Budget.Ratio)
 	}

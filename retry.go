@@ -2,8 +2,6 @@ package connmgr
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -177,19 +175,7 @@ func classifyError(callCtx context.Context, err error) errorClass {
 	if callCtx.Err() != nil {
 		return errCallerDone
 	}
-	var (
-		certInvalid  x509.CertificateInvalidError
-		unknownAuth  x509.UnknownAuthorityError
-		hostname     x509.HostnameError
-		verification *tls.CertificateVerificationError
-		recordHeader tls.RecordHeaderError
-		alert        tls.AlertError
-		tlsErr       *TLSError
-	)
-	switch {
-	case errors.Is(err, ErrCertificatePin), errors.As(err, &tlsErr), ClassifyTLSError(err) != "",
-		errors.As(err, &certInvalid), errors.As(err, &unknownAuth), errors.As(err, &hostname),
-		errors.As(err, &verification), errors.As(err, &recordHeader), errors.As(err, &alert):
+	if isTLSFailure(err) {
 		return errNotRetryable
 	}
 	var panicked *transportPanicError

@@ -23,7 +23,8 @@ type RetryPolicy func(ctx context.Context, resp *http.Response, err error) (bool
 type BackoffFunc func(min, max time.Duration, attempt int, resp *http.Response) time.Duration
 
 // WithRetryPolicy replaces the classification of failures worth a retry,
-// for every endpoint, or only for the endpoints named.
+// for every endpoint, or only for the endpoints named (keys as in the
+// config; New fails when one names no configured endpoint).
 func WithRetryPolicy(p RetryPolicy, endpoints ...string) Option {
 	return optionFunc(func(o *options) {
 		if len(endpoints) == 0 {
@@ -40,7 +41,8 @@ func WithRetryPolicy(p RetryPolicy, endpoints ...string) Option {
 }
 
 // WithBackoff replaces full-jitter exponential backoff, for every
-// endpoint, or only for the endpoints named.
+// endpoint, or only for the endpoints named (keys as in the config; New
+// fails when one names no configured endpoint).
 func WithBackoff(b BackoffFunc, endpoints ...string) Option {
 	return optionFunc(func(o *options) {
 		if len(endpoints) == 0 {

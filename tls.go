@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -197,7 +198,27 @@ func cipherSuiteID(name string) (uint16, string) {
 		known = append(known, s.Name)
 	}
 	sort.Strings(known)
-	return 0, "unknown cipher suite; known: " + strings.Join(known, ", ")
+	return 0, "unknown cipher suite " + quoteSuiteName(name) + "; known: " + strings.Join(known, ", ")
+}
+
+// quoteSuiteName quotes a name that is shaped like a cipher suite's
+// ("TLS_" and upper-case letters, digits and underscores), so that a
+// typo or a suite this Go does not know is named in the error. Anything
+// else may be a secret put in the wrong place (a ${VAR} or an alias): it
+// is described, not quoted.
+func quoteSuiteName(name string) string {
+	rest, ok := strings.CutPrefix(name, "TLS_")
+	shaped := ok && rest != "" && len(name) <= 80
+	for _, r := range rest {
+		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			shaped = false
+			break
+		}
+	}
+	if shaped {
+		return strconv.Quote(name)
+	}
+	return fmt.Sprintf("(a value of %d bytes, not quoted: it does not look like a suite name)", len(name))
 }
 
 // pin is an SPKI SHA-256 hash.
@@ -274,29 +295,13 @@ func WithTLSConfig(endpointKey string, c *tls.Config) Option {
 	})
 }
 
-// resolveTLSOptions normalizes the keys of WithTLSConfig options and
-// checks that each names an endpoint of cc.
-func resolveTLSOptions(o *options, cc *compiledConfig) error {
-	if len(o.tlsConfigs) == 0 {
-		return nil
-	}
-	if o.transport != nil {
+// checkTLSOptions refuses WithTLSConfig with WithTransport: the given
+// transport makes its own TLS connections. Its keys are resolved with
+// those of every option keyed by endpoint (endpoint_keys.go).
+func checkTLSOptions(o *options) error {
+	if len(o.tlsConfigs) > 0 && o.transport != nil {
 		return errors.New("connmgr: WithTLSConfig and WithTransport cannot be combined: the given transport makes its own TLS connections")
 	}
-	out := make(map[string]*tls.Config, len(o.tlsConfigs))
-	for raw, c := range o.tlsConfigs {
-		key, _, problem := normalizeKey(raw)
-		if problem != "" {
-			return fmt.Errorf("connmgr: WithTLSConfig(%q): %s", raw, problem)
-		}
-		if _, ok := cc.endpoints[key]; !ok && key != defaultKey {
-			return fmt.Errorf("connmgr: WithTLSConfig(%q): no such endpoint in the config", raw)
-		}
-		if c != nil {
-			out[key] = c
-		}
-	}
-	o.tlsConfigs = out
 	return nil
 }
 

@@ -243,12 +243,23 @@ func (t *endpointTLS) reportReloadError(w interface{ describe() string }, err er
 		slog.String("endpoint", t.key), slog.String("what", w.describe()), slog.String("error", err.Error()))
 }
 
-// verifyConnection runs for every handshake, full or resumed: chain
-// verification (when connmgr does it), then the pins, then the base
-// config's own VerifyPeerCertificate and VerifyConnection.
+// verifyConnection is the VerifyConnection of the endpoint's shared
+// tls.Config, which net/http uses for the connections it makes itself
+// (through a proxy): the address dialled is not known there, only the
+// server name the handshake sent (none for an IP address).
 func (t *endpointTLS) verifyConnection(cs tls.ConnectionState) error {
+	return t.verifyConnectionTo("", cs)
+}
+
+// verifyConnectionTo runs for every handshake, full or resumed: chain
+// verification (when connmgr does it), then the pins, then the base
+// config's own VerifyPeerCertificate and VerifyConnection. dialled is the
+// host the connection was made to ("" when unknown): the name or address
+// the certificate must be valid for unless server_name says otherwise,
+// as crypto/tls verifies it (an IP address against the IP SANs).
+func (t *endpointTLS) verifyConnectionTo(dialled string, cs tls.ConnectionState) error {
 	if t.ownVerify {
-		chains, err := t.verifyChain(cs)
+		chains, err := t.verifyChain(dialled, cs)
 		if err != nil {
 			if cs.DidResume {
 				// A session that no longer verifies (the certificate
@@ -269,7 +280,7 @@ func (t *endpointTLS) verifyConnection(cs tls.ConnectionState) error {
 		}
 	}
 	if len(t.pins) > 0 {
-		if err := t.checkPins(cs); err != nil {
+		if err := t.checkPins(dialled, cs); err != nil {
 			t.stats.pinFailures.Add(1)
 			return err
 		}
@@ -283,21 +294,17 @@ func (t *endpointTLS) verifyConnection(cs tls.ConnectionState) error {
 // verifyChain verifies the server's certificates exactly as crypto/tls
 // does when InsecureSkipVerify is false (handshake_client.go,
 // verifyServerCertificate), but against the CA pool as it is now.
-func (t *endpointTLS) verifyChain(cs tls.ConnectionState) ([][]*x509.Certificate, error) {
+func (t *endpointTLS) verifyChain(dialled string, cs tls.ConnectionState) ([][]*x509.Certificate, error) {
 	certs := cs.PeerCertificates
 	if len(certs) == 0 {
 		return nil, errors.New("connmgr: tls: the server sent no certificate")
 	}
-	name := t.serverName
+	name := t.verifyName(dialled, cs)
 	if name == "" {
-		name = cs.ServerName // the request's host; empty for an IP address
-	}
-	if name == "" {
-		name = t.keyIP
-	}
-	if name == "" {
-		return nil, fmt.Errorf("connmgr: tls: endpoint %s verifies against ca_file but cannot tell which IP address the certificate must name: "+
-			"set tls.server_name, or configure the address as its own endpoint", endpointPath(t.key))
+		// Only on a connection net/http made itself, through a proxy, to
+		// an IP address: it sends no SNI and does not say where it went.
+		return nil, fmt.Errorf("connmgr: tls: endpoint %s verifies against ca_file but cannot tell which IP address the certificate must name "+
+			"(a connection through a proxy to an IP address): set tls.server_name, or configure the address as its own endpoint", endpointPath(t.key))
 	}
 	opts := x509.VerifyOptions{
 		Roots:         t.currentRoots().pool,
@@ -319,7 +326,7 @@ func (t *endpointTLS) verifyChain(cs tls.ConnectionState) ([][]*x509.Certificate
 // pins_only mode, as the server's own certificate. Certificates the
 // server sent that are not part of a verified chain never count: anyone
 // can append a pinned (public) certificate to their own chain.
-func (t *endpointTLS) checkPins(cs tls.ConnectionState) error {
+func (t *endpointTLS) checkPins(dialled string, cs tls.ConnectionState) error {
 	if t.pinsOnly {
 		if len(cs.PeerCertificates) > 0 && t.pinned(spkiPin(cs.PeerCertificates[0])) {
 			return nil
@@ -333,18 +340,27 @@ func (t *endpointTLS) checkPins(cs tls.ConnectionState) error {
 			}
 		}
 	}
-	host := t.serverName
-	if host == "" {
-		host = cs.ServerName
-	}
-	if host == "" {
-		host = t.keyIP
-	}
-	e := &PinError{Host: host, Configured: len(t.pins)}
+	e := &PinError{Host: t.verifyName(dialled, cs), Configured: len(t.pins)}
 	for _, c := range cs.PeerCertificates {
 		e.Presented = append(e.Presented, SPKIPin(c))
 	}
 	return e
+}
+
+// verifyName is the name or IP address the server's certificate must be
+// valid for: server_name when set (or the ServerName of a WithTLSConfig
+// base), else the host dialled, else the server name sent in SNI, else
+// the endpoint key's IP address. "" when none is known.
+func (t *endpointTLS) verifyName(dialled string, cs tls.ConnectionState) string {
+	switch {
+	case t.serverName != "":
+		return t.serverName
+	case dialled != "":
+		return dialled
+	case cs.ServerName != "":
+		return cs.ServerName // the request's host; empty for an IP address
+	}
+	return t.keyIP
 }
 
 func (t *endpointTLS) pinned(p pin) bool {

@@ -136,8 +136,19 @@ func ClassifyTLSError(err error) TLSErrorKind {
 	return kind
 }
 
+// isTLSFailure reports whether err is a TLS failure that another attempt
+// would meet again. It is the retry decision's only view of TLS, so that
+// what is retried and what is reported as a *TLSError never disagree:
+// an alert such as internal_error is neither.
+func isTLSFailure(err error) bool {
+	kind, _ := classifyTLS(err)
+	return kind != ""
+}
+
 // classifyTLS returns the kind of a TLS failure and, for an alert the
-// server sent, the alert.
+// server sent, the alert. It is the one classifier of TLS errors:
+// ClassifyTLSError, endpointTLS.explain and the retry decision
+// (isTLSFailure) all use it.
 func classifyTLS(err error) (TLSErrorKind, tls.AlertError) {
 	if err == nil {
 		return "", 0
@@ -154,7 +165,7 @@ func classifyTLS(err error) (TLSErrorKind, tls.AlertError) {
 	switch {
 	case errors.As(err, &done):
 		return done.Kind, 0
-	case errors.As(err, &pinErr):
+	case errors.As(err, &pinErr), errors.Is(err, ErrCertificatePin):
 		return TLSPinMismatch, 0
 	case errors.As(err, &hostname):
 		return TLSNameMismatch, 0

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -77,6 +78,23 @@ type tlsServer struct {
 // tls.Config before it starts.
 func startTLSServer(t *testing.T, leaf *testpki.Leaf, tweak func(*tls.Config)) *tlsServer {
 	t.Helper()
+	return startTLSServerOn(t, nil, leaf, tweak)
+}
+
+// listenIPv6Loopback listens on [::1], or skips the test (loudly) when
+// this machine has no IPv6 loopback.
+func listenIPv6Loopback(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("SKIP: no IPv6 loopback on this machine: %v", err)
+	}
+	return l
+}
+
+// startTLSServerOn is startTLSServer on the listener l (nil: 127.0.0.1).
+func startTLSServerOn(t *testing.T, l net.Listener, leaf *testpki.Leaf, tweak func(*tls.Config)) *tlsServer {
+	t.Helper()
 	s := &tlsServer{}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -107,6 +125,10 @@ func startTLSServer(t *testing.T, leaf *testpki.Leaf, tweak func(*tls.Config)) *
 	}
 	if tweak != nil {
 		tweak(s.TLS)
+	}
+	if l != nil {
+		_ = s.Listener.Close()
+		s.Listener = l
 	}
 	s.StartTLS()
 	t.Cleanup(s.Close)

@@ -165,13 +165,17 @@ func (t *endpointTLS) dialTLS(dial func(ctx context.Context, network, addr strin
 		// Cloned now, not when the endpoint is built: net/http adds "h2"
 		// to the config's NextProtos on its first request.
 		cfg := t.config.Clone()
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
 		if cfg.ServerName == "" {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				host = addr
-			}
 			cfg.ServerName = host
 		}
+		// The certificate is verified against the host dialled (an IP
+		// address against its IP SANs), as crypto/tls does: the
+		// handshake's own record of the name is empty for an IP address.
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return t.verifyConnectionTo(host, cs) }
 		cs := &connSessions{s: t.sessions}
 		cfg.ClientSessionCache = cs
 		if t.clientCert != nil {
