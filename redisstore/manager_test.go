@@ -77,11 +77,11 @@ func (u *upstream) host() string {
 
 // newManager returns a Manager with a redis block on srv, opened through
 // a connector that keeps the *Store for the test to inspect.
-func newManager(t *testing.T, srv *redistest.Server, ep connmgr.EndpointConfig, host string, opts ...Option) (*connmgr.Manager, *Store) {
+func newManager(t *testing.T, srv *redistest.Server, ep connmgr.EndpointConfig, host string, mopts ...connmgr.Option) (*connmgr.Manager, *Store) {
 	t.Helper()
 	var store *Store
 	connect := func(d connmgr.FleetDial) (connmgr.FleetStore, error) {
-		s, err := Open(d.Redis, append([]Option{WithLogger(d.Logger), WithHeartbeat(100 * time.Millisecond)}, opts...)...)
+		s, err := Open(d.Redis, WithLogger(d.Logger), WithHeartbeat(100*time.Millisecond))
 		store = s
 		return s, err
 	}
@@ -92,12 +92,39 @@ func newManager(t *testing.T, srv *redistest.Server, ep connmgr.EndpointConfig, 
 		// default).
 		Redis: connmgr.RedisConfig{URL: srv.URL(), Prefix: "mtest:", Timeout: loadTimeout},
 	}
-	m, err := connmgr.New(cfg, connmgr.WithFleetConnector(connect))
+	m, err := connmgr.New(cfg, append([]connmgr.Option{connmgr.WithFleetConnector(connect)}, mopts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
 	return m, store
+}
+
+// stampTransport answers every request at once, recording when each
+// admitted attempt left the Manager (after any wait for its token).
+type stampTransport struct {
+	mu   sync.Mutex
+	sent []time.Time
+}
+
+func (s *stampTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	s.sent = append(s.sent, time.Now())
+	s.mu.Unlock()
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+}
+
+// between counts the attempts sent in [from, to).
+func (s *stampTransport) between(from, to time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, at := range s.sent {
+		if !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 // call makes one GET as the Manager named name and returns its error
@@ -114,33 +141,35 @@ func call(ctx context.Context, m *connmgr.Manager, name, target string) (int, er
 }
 
 // TestManagersShareOneFleetLimit: 4 Managers, 2,000 calls/s between them
-// for 5 s, against a 500/s fleet limit.
+// for 5 s, against a 500/s fleet limit. The Managers send to an
+// in-process transport that stamps each admitted attempt: the test
+// measures the limiter, and leaves the machine's CPU to it.
 func TestManagersShareOneFleetLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("5 s load test")
 	}
 	srv := redistest.Start(t)
-	up := newUpstream(t)
 	ep := connmgr.EndpointConfig{
 		RateLimit: connmgr.RateLimitConfig{Rate: 500, Per: time.Second, Burst: 5, MaxWait: demandWait, Scope: "fleet"},
 		Retry:     connmgr.RetryConfig{MaxAttempts: 1},
 	}
-	names := []string{"m1", "m2", "m3", "m4"}
-	ms := make([]*connmgr.Manager, len(names))
-	stores := make([]*Store, len(names))
+	const target = "http://partner.example/v1/quote"
+	ms := make([]*connmgr.Manager, 4)
+	stores := make([]*Store, len(ms))
+	stamps := make([]*stampTransport, len(ms))
 	for i := range ms {
-		ms[i], stores[i] = newManager(t, srv, ep, up.host())
+		stamps[i] = &stampTransport{}
+		ms[i], stores[i] = newManager(t, srv, ep, "partner.example", connmgr.WithTransport(stamps[i]))
 	}
 	start := time.Now().Add(100 * time.Millisecond)
 	end := start.Add(demandFor)
-	admitted := make([]atomic.Int64, len(ms))
 	var other atomic.Int64
 	var wg sync.WaitGroup
-	for i, m := range ms {
+	for _, m := range ms {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem := make(chan struct{}, 32) // calls in flight per Manager
+			sem := make(chan struct{}, 1024) // calls in flight (most waiting) per Manager
 			var calls sync.WaitGroup
 			interval := time.Second / demandPerStore
 			for j := 0; ; j++ {
@@ -152,14 +181,9 @@ func TestManagersShareOneFleetLimit(t *testing.T) {
 				calls.Add(1)
 				go func() {
 					defer func() { <-sem; calls.Done() }()
-					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 					defer cancel()
-					status, err := call(ctx, m, names[i], up.srv.URL)
-					switch {
-					case err == nil && status == http.StatusOK:
-						admitted[i].Add(1)
-					case errors.Is(err, connmgr.ErrRateLimited):
-					default:
+					if _, err := call(ctx, m, "", target); err != nil && !errors.Is(err, connmgr.ErrRateLimited) {
 						other.Add(1)
 					}
 				}()
@@ -168,19 +192,16 @@ func TestManagersShareOneFleetLimit(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// Admissions are counted where they land: at the upstream, within the
-	// run's 5 s (waiters admitted near the end arrive after it).
-	got := make([]int, len(ms))
-	for i := range got {
-		got[i] = up.between(names[i], start, end)
-		if hits := up.count(names[i]); hits != int(admitted[i].Load()) {
-			t.Errorf("%s: %d admitted but the upstream saw %d", names[i], admitted[i].Load(), hits)
-		}
-	}
 	if n := other.Load(); n != 0 {
 		t.Errorf("%d calls failed with something other than ErrRateLimited", n)
 	}
 	checkOutages(t, stores)
+	// Admissions are counted when they left the Manager, within the run's
+	// 5 s (waiters admitted near the end leave after it).
+	got := make([]int, len(ms))
+	for i := range got {
+		got[i] = stamps[i].between(start, end)
+	}
 	checkShares(t, got)
 }
 
