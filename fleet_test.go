@@ -224,3 +224,21 @@ func TestReloadWarnsWhenTheRedisBlockChanges(t *testing.T) {
 		t.Errorf("a reload with another redis block did not warn: %q", buf.String())
 	}
 }
+
+// TestFleetStoreClosedWhenNewFails: a store opened for a config that New
+// then refuses is closed before New returns.
+func TestFleetStoreClosedWhenNewFails(t *testing.T) {
+	f := &fakeFleet{}
+	cfg := Config{
+		Redis:   RedisConfig{URL: "redis://127.0.0.1:1/0"},
+		Default: EndpointConfig{Retry: RetryConfig{MaxAttempts: -1}},
+	}
+	opened := 0
+	connect := func(FleetDial) (FleetStore, error) { opened++; return f, nil }
+	if _, err := New(cfg, WithFleetConnector(connect)); err == nil {
+		t.Fatal("New accepted max_attempts: -1")
+	}
+	if n := f.closed.Load(); int(n) != opened {
+		t.Errorf("store opened %d times, closed %d times; want as many closes as opens", opened, n)
+	}
+}
