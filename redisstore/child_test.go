@@ -3,12 +3,15 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,42 +71,194 @@ func demandAll(stores []*Store, key string, start time.Time) []int {
 	return got
 }
 
-// runChild runs the demand child when the test binary was started as one,
-// printing the counts as JSON, and reports whether it did.
+// runChild runs the demand child when the test binary was started as
+// one, printing the counts as JSON, and reports whether it did. Its spec
+// is "KIND URL START_UNIX_NANO N": N stores or N Managers.
 func runChild() bool {
 	spec := os.Getenv(childEnv)
 	if spec == "" {
 		return false
 	}
 	f := strings.Fields(spec)
-	ns, _ := strconv.ParseInt(f[1], 10, 64)
-	n, _ := strconv.Atoi(f[2])
-	var stores []*Store
-	for range n {
-		s, err := Open(connmgr.RedisConfig{URL: f[0], Prefix: "test:", Timeout: loadTimeout})
-		if err != nil {
-			fmt.Println(err)
-			os.Exit(2)
-		}
-		stores = append(stores, s)
+	kind, url := f[0], f[1]
+	ns, _ := strconv.ParseInt(f[2], 10, 64)
+	n, _ := strconv.Atoi(f[3])
+	start := time.Unix(0, ns)
+	var got []int
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(2)
 	}
-	got := demandAll(stores, "fleet", time.Unix(0, ns))
-	for _, s := range stores {
-		if st := s.Stats(); st.Outages != 0 {
-			fmt.Fprintf(os.Stderr, "child store lost Redis during the run: %+v\n", st)
-			got = nil // the parent fails on the missing counts
+	switch kind {
+	case "stores":
+		var stores []*Store
+		for range n {
+			s, err := Open(connmgr.RedisConfig{URL: url, Prefix: "test:", Timeout: loadTimeout})
+			if err != nil {
+				fail(err)
+			}
+			stores = append(stores, s)
 		}
-		_ = s.Close()
+		got = demandAll(stores, "fleet", start)
+		for _, s := range stores {
+			if st := s.Stats(); st.Outages != 0 {
+				fail(fmt.Errorf("a store lost Redis during the run: %+v", st))
+			}
+			_ = s.Close()
+		}
+	case "managers":
+		ms, stamps, err := newFleetManagers(url, n)
+		if err != nil {
+			fail(err)
+		}
+		var other int64
+		got, other = managerDemand(ms, stamps, start)
+		for _, m := range ms {
+			if f := m.Stats().Fleet; f == nil || f.Outages != 0 {
+				fail(fmt.Errorf("a Manager's store lost Redis during the run: %+v", f))
+			}
+			_ = m.Close()
+		}
+		if other != 0 {
+			fail(fmt.Errorf("%d calls failed with something other than ErrRateLimited", other))
+		}
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(got)
 	return true
 }
 
-// startChild starts the test binary as a demand child with n stores.
-func startChild(t *testing.T, url string, start time.Time, n int) *exec.Cmd {
+// runChildProcess starts the test binary as a demand child of kind
+// ("stores" or "managers") with n of them, starting at start, and
+// returns a function that waits for it and returns its counts (failing
+// the test if the child failed).
+func runChildProcess(t *testing.T, kind, url string, start time.Time, n int) (wait func() []int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", childEnv, url, start.UnixNano(), n))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %d", childEnv, kind, url, start.UnixNano(), n))
 	cmd.Stderr = os.Stderr
-	return cmd
+	var out []byte
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		out, err = cmd.Output()
+	}()
+	t.Cleanup(func() { <-done })
+	return func() []int {
+		t.Helper()
+		<-done
+		var counts []int
+		if err == nil {
+			err = json.Unmarshal(out, &counts)
+		}
+		if err != nil || len(counts) != n {
+			t.Errorf("child: %v (output %q)", err, out)
+			return make([]int, n)
+		}
+		return counts
+	}
+}
+
+// fleetTarget is the endpoint the demand Managers call; their transport
+// answers in-process.
+const fleetTarget = "http://partner.example/v1/quote"
+
+// newFleetManagers returns n Managers sharing fleetLimit (waiting up to
+// demandWait) through the redis block at url, each with its own stamping
+// transport.
+func newFleetManagers(url string, n int) ([]*connmgr.Manager, []*stampTransport, error) {
+	ep := connmgr.EndpointConfig{
+		RateLimit: connmgr.RateLimitConfig{Rate: fleetLimit.Rate, Per: time.Second, Burst: fleetLimit.Burst, MaxWait: demandWait, Scope: "fleet"},
+		Retry:     connmgr.RetryConfig{MaxAttempts: 1},
+	}
+	cfg := connmgr.Config{
+		Endpoints: map[string]connmgr.EndpointConfig{"partner.example": ep},
+		Redis:     connmgr.RedisConfig{URL: url, Prefix: "mtest:", Timeout: loadTimeout},
+	}
+	var ms []*connmgr.Manager
+	var stamps []*stampTransport
+	for range n {
+		st := &stampTransport{}
+		m, err := connmgr.New(cfg, connmgr.WithFleetConnector(Connect), connmgr.WithTransport(st))
+		if err != nil {
+			return ms, stamps, err
+		}
+		ms, stamps = append(ms, m), append(stamps, st)
+	}
+	return ms, stamps, nil
+}
+
+// managerDemand makes calls at demandPerStore per second through each
+// Manager, one goroutine per call, from start for demandFor, and returns
+// how many attempts each Manager sent within the run, and how many calls
+// failed with something other than ErrRateLimited.
+func managerDemand(ms []*connmgr.Manager, stamps []*stampTransport, start time.Time) ([]int, int64) {
+	end := start.Add(demandFor)
+	var other atomic.Int64
+	var wg sync.WaitGroup
+	for _, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem := make(chan struct{}, 1024) // calls in flight (most waiting) per Manager
+			var calls sync.WaitGroup
+			interval := time.Second / demandPerStore
+			for j := 0; ; j++ {
+				time.Sleep(time.Until(start.Add(time.Duration(j) * interval)))
+				if !time.Now().Before(end) {
+					break
+				}
+				sem <- struct{}{}
+				calls.Add(1)
+				go func() {
+					defer func() { <-sem; calls.Done() }()
+					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+					defer cancel()
+					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fleetTarget, nil)
+					resp, err := m.Do(req)
+					if err == nil {
+						resp.Body.Close()
+					} else if !errors.Is(err, connmgr.ErrRateLimited) {
+						other.Add(1)
+					}
+				}()
+			}
+			calls.Wait()
+		}()
+	}
+	wg.Wait()
+	// Admissions are counted when they left the Manager, within the run
+	// (waiters admitted near the end leave after it).
+	got := make([]int, len(ms))
+	for i, st := range stamps {
+		got[i] = st.between(start, end)
+	}
+	return got, other.Load()
+}
+
+// stampTransport answers every request at once, recording when each
+// admitted attempt left the Manager (after any wait for its token).
+type stampTransport struct {
+	mu   sync.Mutex
+	sent []time.Time
+}
+
+func (s *stampTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	s.sent = append(s.sent, time.Now())
+	s.mu.Unlock()
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+}
+
+// between counts the attempts sent in [from, to).
+func (s *stampTransport) between(from, to time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, at := range s.sent {
+		if !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
 }

@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"encoding/json"
 	"math"
 	"testing"
 	"time"
@@ -51,23 +50,8 @@ func TestFleetLimitTwoProcesses(t *testing.T) {
 	srv := redistest.Start(t)
 	stores := []*Store{openLoad(t, srv), openLoad(t, srv)}
 	start := time.Now().Add(time.Second)
-	child := startChild(t, srv.URL(), start, 2)
-	out := make(chan []byte, 1)
-	errc := make(chan error, 1)
-	go func() {
-		b, err := child.Output()
-		out <- b
-		errc <- err
-	}()
+	theirs := runChildProcess(t, "stores", srv.URL(), start, 2)
 	got := demandAll(stores, "fleet", start)
 	checkOutages(t, stores)
-	b, err := <-out, <-errc
-	if err != nil {
-		t.Fatalf("child: %v (output %q)", err, b)
-	}
-	var theirs []int
-	if err := json.Unmarshal(b, &theirs); err != nil || len(theirs) != 2 {
-		t.Fatalf("child output %q: %v", b, err)
-	}
-	checkShares(t, append(got, theirs...))
+	checkShares(t, append(got, theirs()...))
 }

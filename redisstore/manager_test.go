@@ -24,16 +24,15 @@ type upstream struct {
 	srv    *httptest.Server
 	status atomic.Int64
 	mu     sync.Mutex
-	hits   map[string][]time.Time // arrivals by X-Manager
+	hits   map[string]int // by X-Manager
 }
 
 func newUpstream(t *testing.T) *upstream {
-	u := &upstream{hits: map[string][]time.Time{}}
+	u := &upstream{hits: map[string]int{}}
 	u.status.Store(http.StatusOK)
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		name := r.Header.Get("X-Manager")
-		u.hits[name] = append(u.hits[name], time.Now())
+		u.hits[r.Header.Get("X-Manager")]++
 		u.mu.Unlock()
 		w.WriteHeader(int(u.status.Load()))
 	}))
@@ -44,20 +43,7 @@ func newUpstream(t *testing.T) *upstream {
 func (u *upstream) count(name string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return len(u.hits[name])
-}
-
-// between counts the requests from name that arrived in [from, to).
-func (u *upstream) between(name string, from, to time.Time) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	n := 0
-	for _, at := range u.hits[name] {
-		if !at.Before(from) && at.Before(to) {
-			n++
-		}
-	}
-	return n
+	return u.hits[name]
 }
 
 func (u *upstream) total() int {
@@ -65,7 +51,7 @@ func (u *upstream) total() int {
 	defer u.mu.Unlock()
 	n := 0
 	for _, c := range u.hits {
-		n += len(c)
+		n += c
 	}
 	return n
 }
@@ -100,33 +86,6 @@ func newManager(t *testing.T, srv *redistest.Server, ep connmgr.EndpointConfig, 
 	return m, store
 }
 
-// stampTransport answers every request at once, recording when each
-// admitted attempt left the Manager (after any wait for its token).
-type stampTransport struct {
-	mu   sync.Mutex
-	sent []time.Time
-}
-
-func (s *stampTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	s.mu.Lock()
-	s.sent = append(s.sent, time.Now())
-	s.mu.Unlock()
-	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
-}
-
-// between counts the attempts sent in [from, to).
-func (s *stampTransport) between(from, to time.Time) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, at := range s.sent {
-		if !at.Before(from) && at.Before(to) {
-			n++
-		}
-	}
-	return n
-}
-
 // call makes one GET as the Manager named name and returns its error
 // (the body is drained and closed).
 func call(ctx context.Context, m *connmgr.Manager, name, target string) (int, error) {
@@ -149,60 +108,56 @@ func TestManagersShareOneFleetLimit(t *testing.T) {
 		t.Skip("5 s load test")
 	}
 	srv := redistest.Start(t)
-	ep := connmgr.EndpointConfig{
-		RateLimit: connmgr.RateLimitConfig{Rate: 500, Per: time.Second, Burst: 5, MaxWait: demandWait, Scope: "fleet"},
-		Retry:     connmgr.RetryConfig{MaxAttempts: 1},
+	ms, stamps := fleetManagers(t, srv.URL(), 4)
+	got, other := managerDemand(ms, stamps, time.Now().Add(100*time.Millisecond))
+	if other != 0 {
+		t.Errorf("%d calls failed with something other than ErrRateLimited", other)
 	}
-	const target = "http://partner.example/v1/quote"
-	ms := make([]*connmgr.Manager, 4)
-	stores := make([]*Store, len(ms))
-	stamps := make([]*stampTransport, len(ms))
-	for i := range ms {
-		stamps[i] = &stampTransport{}
-		ms[i], stores[i] = newManager(t, srv, ep, "partner.example", connmgr.WithTransport(stamps[i]))
-	}
-	start := time.Now().Add(100 * time.Millisecond)
-	end := start.Add(demandFor)
-	var other atomic.Int64
-	var wg sync.WaitGroup
-	for _, m := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem := make(chan struct{}, 1024) // calls in flight (most waiting) per Manager
-			var calls sync.WaitGroup
-			interval := time.Second / demandPerStore
-			for j := 0; ; j++ {
-				time.Sleep(time.Until(start.Add(time.Duration(j) * interval)))
-				if !time.Now().Before(end) {
-					break
-				}
-				sem <- struct{}{}
-				calls.Add(1)
-				go func() {
-					defer func() { <-sem; calls.Done() }()
-					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-					defer cancel()
-					if _, err := call(ctx, m, "", target); err != nil && !errors.Is(err, connmgr.ErrRateLimited) {
-						other.Add(1)
-					}
-				}()
-			}
-			calls.Wait()
-		}()
-	}
-	wg.Wait()
-	if n := other.Load(); n != 0 {
-		t.Errorf("%d calls failed with something other than ErrRateLimited", n)
-	}
-	checkOutages(t, stores)
-	// Admissions are counted when they left the Manager, within the run's
-	// 5 s (waiters admitted near the end leave after it).
-	got := make([]int, len(ms))
-	for i := range got {
-		got[i] = stamps[i].between(start, end)
-	}
+	checkManagerOutages(t, ms)
 	checkShares(t, got)
+}
+
+// TestManagersShareOneFleetLimitAcrossProcesses: the same with two
+// Managers here and two in a child process, so nothing is shared in
+// memory.
+func TestManagersShareOneFleetLimitAcrossProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5 s load test")
+	}
+	srv := redistest.Start(t)
+	ms, stamps := fleetManagers(t, srv.URL(), 2)
+	start := time.Now().Add(time.Second)
+	theirs := runChildProcess(t, "managers", srv.URL(), start, 2)
+	got, other := managerDemand(ms, stamps, start)
+	if other != 0 {
+		t.Errorf("%d calls failed with something other than ErrRateLimited", other)
+	}
+	checkManagerOutages(t, ms)
+	checkShares(t, append(got, theirs()...))
+}
+
+// fleetManagers returns n Managers sharing fleetLimit on Redis at url,
+// each sending to its own stamping transport; closed at the test's end.
+func fleetManagers(t *testing.T, url string, n int) ([]*connmgr.Manager, []*stampTransport) {
+	t.Helper()
+	ms, stamps, err := newFleetManagers(url, n)
+	for _, m := range ms {
+		t.Cleanup(func() { _ = m.Close() })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms, stamps
+}
+
+// checkManagerOutages fails the test if a Manager's store lost Redis.
+func checkManagerOutages(t *testing.T, ms []*connmgr.Manager) {
+	t.Helper()
+	for i, m := range ms {
+		if f := m.Stats().Fleet; f == nil || f.Outages != 0 {
+			t.Errorf("Manager %d: fleet %+v; want a store that never lost Redis (else the counts measure the fallback)", i, f)
+		}
+	}
 }
 
 // TestBreakerOpensForTheFleet: A's breaker opens; B fails fast within
