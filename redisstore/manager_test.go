@@ -239,7 +239,8 @@ func TestManagersThroughARedisOutage(t *testing.T) {
 			srv := redistest.Start(t)
 			up := newUpstream(t)
 			ep := connmgr.EndpointConfig{
-				RateLimit: connmgr.RateLimitConfig{Rate: 100, Per: time.Second, Burst: 10, Scope: "fleet"},
+				// 1/s: no refill worth counting while the test calls.
+				RateLimit: connmgr.RateLimitConfig{Rate: 1, Per: time.Second, Burst: 10, Scope: "fleet"},
 				Retry:     connmgr.RetryConfig{MaxAttempts: 1},
 			}
 			var store *Store
@@ -304,8 +305,7 @@ func TestManagersThroughARedisOutage(t *testing.T) {
 			srv.Restart()
 			waitFor(t, 3*time.Second, "the store to see Redis again", func() bool { return store.Stats().Healthy })
 			fallbacks := store.Stats().Fallbacks
-			time.Sleep(200 * time.Millisecond) // the bucket refills
-			run(5)
+			run(5) // Redis restarted empty: a full bucket
 			if st := store.Stats(); st.Fallbacks != fallbacks {
 				t.Errorf("after the restart %d more fallbacks; want the limiter back on Redis", st.Fallbacks-fallbacks)
 			}
@@ -331,7 +331,7 @@ func TestAdaptiveDecreaseIsShared(t *testing.T) {
 	srv := redistest.Start(t)
 	up := newUpstream(t)
 	ep := connmgr.EndpointConfig{
-		RateLimit: connmgr.RateLimitConfig{Rate: 100, Per: time.Second, Burst: 1, Scope: "fleet",
+		RateLimit: connmgr.RateLimitConfig{Rate: 10, Per: time.Second, Burst: 1, Scope: "fleet",
 			Adaptive: connmgr.AdaptiveConfig{Enabled: connmgr.Bool(true), DecreaseFactor: 0.5, Interval: time.Millisecond}},
 		Retry: connmgr.RetryConfig{MaxAttempts: 1},
 	}
@@ -340,7 +340,7 @@ func TestAdaptiveDecreaseIsShared(t *testing.T) {
 	ctx := context.Background()
 	retryIn := func(m *connmgr.Manager, name string) time.Duration {
 		t.Helper()
-		time.Sleep(50 * time.Millisecond) // the bucket (burst 1) is full again
+		time.Sleep(150 * time.Millisecond) // the bucket (burst 1) is full again
 		if _, err := call(ctx, m, name, up.srv.URL); err != nil {
 			t.Fatal(err)
 		}
@@ -351,17 +351,17 @@ func TestAdaptiveDecreaseIsShared(t *testing.T) {
 		}
 		return rle.RetryIn
 	}
-	if d := retryIn(b, "b"); d > 12*time.Millisecond {
-		t.Fatalf("B before any push-back: next token in %v; want ~10ms (100/s)", d)
+	if d := retryIn(b, "b"); d > 110*time.Millisecond {
+		t.Fatalf("B before any push-back: next token in %v; want ~100ms (10/s)", d)
 	}
 	up.status.Store(http.StatusTooManyRequests)
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(150 * time.Millisecond)
 	if _, err := call(ctx, a, "a", up.srv.URL); err != nil {
 		t.Fatal(err)
 	}
 	up.status.Store(http.StatusOK)
-	if d := retryIn(b, "b"); d < 15*time.Millisecond || d > 25*time.Millisecond {
-		t.Fatalf("B after A's 429: next token in %v; want ~20ms (the shared 50/s)", d)
+	if d := retryIn(b, "b"); d < 140*time.Millisecond || d > 210*time.Millisecond {
+		t.Fatalf("B after A's 429: next token in %v; want ~200ms (the shared 5/s)", d)
 	}
 }
 
