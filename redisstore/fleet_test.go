@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -35,10 +36,10 @@ func TestFleetLimitFourStoresOneProcess(t *testing.T) {
 		t.Skip("5 s load test")
 	}
 	srv := redistest.Start(t)
-	stores := []*Store{openLoad(t, srv), openLoad(t, srv), openLoad(t, srv), openLoad(t, srv)}
-	got := demandAll(stores, "fleet", time.Now().Add(100*time.Millisecond))
-	checkOutages(t, stores)
-	checkShares(t, got)
+	measureFleet(t, func(tag string) run {
+		stores := []*Store{openLoad(t, srv), openLoad(t, srv), openLoad(t, srv), openLoad(t, srv)}
+		return run{Counts: demandAll(stores, tag, time.Now().Add(100*time.Millisecond)), Outages: storeOutages(stores)}
+	})
 }
 
 // TestFleetLimitTwoProcesses proves nothing is shared in memory: two
@@ -48,10 +49,55 @@ func TestFleetLimitTwoProcesses(t *testing.T) {
 		t.Skip("5 s load test")
 	}
 	srv := redistest.Start(t)
-	stores := []*Store{openLoad(t, srv), openLoad(t, srv)}
-	start := time.Now().Add(time.Second)
-	theirs := runChildProcess(t, "stores", srv.URL(), start, 2)
-	got := demandAll(stores, "fleet", start)
-	checkOutages(t, stores)
-	checkShares(t, append(got, theirs()...))
+	measureFleet(t, func(tag string) run {
+		stores := []*Store{openLoad(t, srv), openLoad(t, srv)}
+		start := time.Now().Add(time.Second)
+		theirs := runChildProcess(t, "stores", srv.URL(), tag, start, 2)
+		r := run{Counts: demandAll(stores, tag, start), Outages: storeOutages(stores)}
+		return r.add(theirs())
+	})
+}
+
+// run is one load measurement: admissions per store or Manager, Redis
+// outages seen, and calls that failed otherwise than ErrRateLimited.
+type run struct {
+	Counts  []int `json:"counts"`
+	Outages int64 `json:"outages"`
+	Other   int64 `json:"other"`
+}
+
+func (r run) add(o run) run {
+	r.Counts = append(r.Counts, o.Counts...)
+	r.Outages += o.Outages
+	r.Other += o.Other
+	return r
+}
+
+// measureFleet runs a load measurement, on fresh keys each time, up to
+// twice: a run during which a store lost Redis (a loaded machine stalled
+// the server past the deadline) measured the on_error fallback, not the
+// fleet limit, and is run again. Two such runs fail the test.
+func measureFleet(t *testing.T, measure func(tag string) run) {
+	t.Helper()
+	for attempt := 1; attempt <= 2; attempt++ {
+		r := measure(fmt.Sprintf("fleet%d", attempt))
+		if r.Outages > 0 {
+			t.Logf("run %d: Redis was lost %d time(s) (a stalled machine): its counts %v measure the fallback; running again", attempt, r.Outages, r.Counts)
+			continue
+		}
+		if r.Other != 0 {
+			t.Errorf("%d calls failed with something other than ErrRateLimited", r.Other)
+		}
+		checkShares(t, r.Counts)
+		return
+	}
+	t.Error("every run lost Redis: the machine is too loaded to measure the fleet limit")
+}
+
+func storeOutages(stores []*Store) int64 {
+	var n int64
+	for _, s := range stores {
+		n += s.Stats().Outages
+	}
+	return n
 }

@@ -39,16 +39,6 @@ func openLoad(t testing.TB, srv *redistest.Server) *Store {
 	return s
 }
 
-// checkOutages fails the test if a store lost Redis during a load test.
-func checkOutages(t testing.TB, stores []*Store) {
-	t.Helper()
-	for i, s := range stores {
-		if st := s.Stats(); st.Outages != 0 {
-			t.Errorf("store %d lost Redis during the run (%+v): the counts measure the fallback", i, st)
-		}
-	}
-}
-
 // open returns a Store on srv, closed at the test's end.
 func open(t testing.TB, srv *redistest.Server, opts ...Option) *Store {
 	t.Helper()
