@@ -177,7 +177,11 @@ func (a *attempt) pick() error {
 			return ErrNoHealthyUpstream
 		}
 		a.up, a.picked, a.pickDone = res.Upstream, true, res.Done
-		c.tried = append(c.tried, res.Upstream)
+		if c.lb == nil {
+			c.lb = &callLB{}
+			c.lb.tried = c.lb.buf[:0]
+		}
+		c.lb.tried = append(c.lb.tried, res.Upstream)
 		return nil
 	}
 	if c.ep.breakers != nil {
@@ -188,7 +192,7 @@ func (a *attempt) pick() error {
 
 func (a *attempt) callPicker(p Picker) (res PickResult, err error) {
 	defer a.c.m.recovered("Picker", a.c.ep.key, &err)
-	return p.Pick(PickInfo{Request: a.target(), Endpoint: a.c.ep.key, Tried: a.c.tried})
+	return p.Pick(PickInfo{Request: a.target(), Endpoint: a.c.ep.key, Tried: a.c.lb.triedList()})
 }
 
 // allowBreaker takes the permit of a closed built-in breaker, or asks a
@@ -356,6 +360,15 @@ func (a *attempt) settle(resp *http.Response, err error) {
 	var policy *breakerPolicy
 	if ep.breakers != nil {
 		policy = ep.breakers.policy
+	}
+	if err == nil && policy != nil && a.bp.p.b != nil && !a.bp.p.probe && a.bp.done == nil && a.pickDone == nil &&
+		a.bk == nil && !a.fleetTok && policy.slowCall <= 0 && !policy.failStatus.has(resp.StatusCode) &&
+		!a.sent.IsZero() && !a.ownCancel.Load() {
+		// The most common case of all, spelled out: a success is the
+		// outcome, at the time the attempt was sent, for the closed
+		// built-in breaker, the only permit held.
+		a.bp.p.done(ep.key, outcomeSuccess, nil, a.sent)
+		return
 	}
 	timed := err != nil || a.bp.p.probe || a.bp.done != nil || a.pickDone != nil ||
 		(policy != nil && (policy.slowCall > 0 || policy.failStatus.has(resp.StatusCode))) ||

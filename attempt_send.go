@@ -34,18 +34,25 @@ func (a *attempt) prepare() {
 		parent = a.hooked.Context()
 	}
 	actx := a.attemptContext(parent)
+	if a.picked && a.up.load.tlsName != "" {
+		// The name the upstream's certificate must carry (see serverNameKey).
+		actx = context.WithValue(actx, serverNameKey{}, a.up.load.tlsName)
+	}
 	if a.hooked != nil {
 		a.req = a.hooked.WithContext(actx)
 	} else {
-		a.req = c.plainRequest(actx, a.body)
+		a.req = c.plainRequest(actx, a.body, a.n == 1)
 	}
 	if a.picked && a.up.URL != nil {
-		u := *a.req.URL
+		u := c.lb.url(a.n)
+		*u = *a.req.URL
 		u.Scheme, u.Host = a.up.URL.Scheme, a.up.URL.Host
 		if u.Scheme == "" {
 			u.Scheme = a.req.URL.Scheme
 		}
-		a.req.URL, a.req.Host = &u, ""
+		// The Host header is the upstream's, or for a discovered
+		// address the logical host it serves.
+		a.req.URL, a.req.Host = u, a.up.load.host
 	}
 }
 
@@ -63,7 +70,7 @@ func (a *attempt) attemptContext(parent context.Context) context.Context {
 	} else {
 		actx, a.cancel = context.WithDeadline(parent, a.deadline)
 	}
-	if parent != ctx {
+	if a.hooked != nil && parent != ctx {
 		// A hook replaced the request's context: the caller's
 		// cancellation must still end the attempt.
 		cancelAttempt := a.cancel
@@ -74,10 +81,18 @@ func (a *attempt) attemptContext(parent context.Context) context.Context {
 }
 
 // plainRequest is the attempt's request when no hook ran: a shallow copy
-// of the caller's, with the endpoint's headers.
-func (c *call) plainRequest(actx context.Context, body io.ReadCloser) *http.Request {
+// of the caller's, with the endpoint's headers. The first attempt's is
+// the call's own firstReq; a retry's is a new one, as the transport may
+// still hold the request of the attempt before it.
+func (c *call) plainRequest(actx context.Context, body io.ReadCloser, first bool) *http.Request {
 	req, ep := c.req, c.ep
-	r := req.WithContext(actx)
+	var r *http.Request
+	if first {
+		c.firstReq = *req.WithContext(actx) // WithContext is inlined: its copy stays on the stack
+		r = &c.firstReq
+	} else {
+		r = req.WithContext(actx)
+	}
 	r.Body, r.GetBody = body, c.getBody
 	// Hooks and observers (trace context) may change the header in
 	// place: then the attempt gets a deep copy.
@@ -199,7 +214,10 @@ func (b *callBody) Close() error {
 
 func (b *callBody) finish() {
 	c := (*call)(b)
-	if !c.finished.CompareAndSwap(false, true) {
+	// Read to EOF, then Close, is the common way to end a body: the
+	// second finish sees the flag with a plain load instead of a locked
+	// compare-and-swap.
+	if c.finished.Load() || !c.finished.CompareAndSwap(false, true) {
 		return
 	}
 	if c.bodyCancel != nil {

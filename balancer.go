@@ -91,7 +91,3 @@ func WithBalancer(name string, b BalancerBuilder) Option {
 		o.balancers[name] = b
 	})
 }
-
-// upstreamLoad is what the Manager tracks of an upstream for balancers
-// and stats; the load-balancing code fills it in.
-type upstreamLoad struct{}

@@ -54,13 +54,20 @@ type call struct {
 	values map[string]any
 	hookMu *sync.Mutex
 
-	tried []*Upstream // picked upstreams, for PickInfo.Tried
+	// lb holds what a load-balanced call keeps across attempts (the
+	// upstreams tried, the first attempt's URL), made at its first pick:
+	// one allocation per balanced call, none for the others.
+	lb *callLB
 
 	// The body of the response the call returns (see wrapBody): what
 	// ending the last attempt needs once the caller is done with it.
 	bodyRC     io.ReadCloser
 	bodyCancel context.CancelFunc
 	bodyObs    AttemptObserver
+
+	// firstReq is the first attempt's request when no hook ran (see
+	// plainRequest): held here, it costs no allocation of its own.
+	firstReq http.Request
 }
 
 // RoundTrip sends one request through the pipeline (see the package
@@ -129,8 +136,11 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 }
 
 func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
-	*c = call{m: m, ep: ep, req: req, ctx: req.Context(), chain: m.chain.Load(), hops: int32(hops), start: m.now(),
-		maxAttempts: int32(ep.retry.maxAttempts), timeout: ep.timeout}
+	// c is new, hence zero: set field by field, as a composite literal
+	// assigned through the pointer would be built on the stack and then
+	// copied with write barriers.
+	c.m, c.ep, c.req, c.ctx, c.chain, c.hops = m, ep, req, req.Context(), m.chain.Load(), int32(hops)
+	c.start, c.maxAttempts, c.timeout = m.callStart(), int32(ep.retry.maxAttempts), ep.timeout
 	total := ep.totalTimeout
 	if o := callOptionsFrom(c.ctx); o != nil {
 		total = c.applyOptions(o, total)

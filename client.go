@@ -39,11 +39,12 @@ type Manager struct {
 	// now is the Manager's clock. Tests may replace it before the first
 	// call; nil-free after New.
 	now       func() time.Time
-	realClock bool          // now is time.Now
-	events    *dispatcher   // breaker state changes, to the listeners
-	observers []Observer    // WithObserver; empty: calls are not observed
-	id        string        // this Manager in fleet signals
-	fleet     *breakerFleet // shares breaker state; nil without a BreakerStore
+	realClock bool                      // now is time.Now
+	epoch     atomic.Pointer[time.Time] // callStart's last time.Now (clock.go)
+	events    *dispatcher               // breaker state changes, to the listeners
+	observers []Observer                // WithObserver; empty: calls are not observed
+	id        string                    // this Manager in fleet signals
+	fleet     *breakerFleet             // shares breaker state; nil without a BreakerStore
 
 	// pluginMu serializes changes to the hook chain and guards hookSeq.
 	pluginMu sync.Mutex
@@ -106,6 +107,7 @@ type options struct {
 	// middleware.go, breaker_plug.go, retry_policy.go).
 	observers           []Observer
 	balancers           map[string]BalancerBuilder
+	resolver            Resolver // WithResolver: dns:/// upstreams
 	rateStore           RateLimitStore
 	breakerStore        BreakerStore
 	middleware          []Middleware
@@ -233,6 +235,7 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	}
 	m.redact.Store(cc.redactor)
 	m.table.Store(table)
+	stopLB(old, table)
 	// Pools of endpoints that were replaced serve only the calls still in
 	// flight; drop their idle connections now, again once those calls are
 	// surely over, and on Close.
@@ -323,11 +326,13 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 		if err != nil {
 			return nil, err
 		}
+		m.startLB(ep, prev)
 		created = append(created, ep)
 		return ep, nil
 	}
 	fail := func(err error) (*endpointTable, error) {
 		for _, ep := range created {
+			ep.lb.stop()
 			if pool := ep.pool(); pool != nil {
 				pool.CloseIdleConnections()
 			}
@@ -707,6 +712,9 @@ func (m *Manager) Close() error {
 			m.closePlugin(p)
 		}
 		m.stopWatch()
+		m.reloadMu.Lock() // no reload may start upstreams after this
+		stopLB(m.table.Load(), nil)
+		m.reloadMu.Unlock()
 		if m.fleet != nil {
 			m.fleet.close()
 		}

@@ -17,6 +17,8 @@ func FuzzLoadConfig(f *testing.F) {
 		"default: {timeout: '${D}'}", "$${", "default: {headers: {X: '${'}}",
 		`{"default": {"retry": {"max_attempts": "${N:-3}"}}}`, `{"a": [1, 2.5e3, true, null, "x"]}`,
 		"---\n---\n", "!!binary aGk=", "default: !!binary aGk=", "? [a]\n: b",
+		"endpoints: {p: {upstreams: [http://a, {url: 'dns:///b:1', weight: 2}], balancer: consistent_hash, hash_key: 'cookie:s'}}",
+		"endpoints: {p: {upstreams: [[1]], health_check: {path: /h, interval: 1s}}}",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s), false)

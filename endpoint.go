@@ -56,6 +56,39 @@ type EndpointConfig struct {
 	// query unchanged. Fallbacks may chain; cycles are rejected. Default
 	// none; Default cannot have one.
 	Fallback string `yaml:"fallback,omitempty" json:"fallback,omitempty"`
+
+	// Upstreams makes the key a logical service: a request whose host is
+	// the key ("http://payments/v1/x") goes to one of these, chosen by
+	// Balancer. Default none (requests go to the host they name); Default
+	// cannot have any. See UpstreamConfig for DNS discovery.
+	Upstreams []UpstreamConfig `yaml:"upstreams,omitempty" json:"upstreams,omitempty"`
+	// Balancer chooses among Upstreams: round_robin, weighted_round_robin,
+	// random, least_request, p2c_ewma, consistent_hash, or a name
+	// registered with WithBalancer. Default round_robin.
+	Balancer string `yaml:"balancer,omitempty" json:"balancer,omitempty"`
+	// HashKey is what consistent_hash hashes: "header:X-User-ID",
+	// "cookie:session", "query:user" or "path". Default path.
+	HashKey string `yaml:"hash_key,omitempty" json:"hash_key,omitempty"`
+	// HealthCheck probes every upstream in the background. Off unless a
+	// path is set.
+	HealthCheck HealthCheckConfig `yaml:"health_check,omitempty" json:"health_check,omitempty"`
+	// OutlierDetection ejects upstreams that keep failing. On by default
+	// for endpoints with upstreams.
+	OutlierDetection OutlierConfig `yaml:"outlier_detection,omitempty" json:"outlier_detection,omitempty"`
+	// PanicThreshold is the percentage of usable (healthy, not ejected)
+	// upstreams below which the balancer uses all of them, as Envoy's
+	// panic mode: better some errors than none served. 0 inherits;
+	// default 50; negative never panics.
+	PanicThreshold int `yaml:"panic_threshold,omitempty" json:"panic_threshold,omitempty"`
+	// SlowStart ramps the share of an upstream that returns (from
+	// ejection, ill health, or discovery) from 10% to its full share over
+	// this window. 0 inherits; default off; negative means off.
+	SlowStart time.Duration `yaml:"slow_start,omitempty" json:"slow_start,omitempty"`
+	// Discovery sets how often dns:/// upstreams are resolved again.
+	Discovery DiscoveryConfig `yaml:"discovery,omitempty" json:"discovery,omitempty"`
+	// Cache holds this endpoint's settings for the HTTP cache plugin
+	// (package cache); it does nothing without one. See CacheConfig.
+	Cache CacheConfig `yaml:"cache,omitempty" json:"cache,omitempty"`
 }
 
 // AuthConfig adds one kind of credential to each request. Set at most one
@@ -127,6 +160,13 @@ func builtinDefaults() EndpointConfig {
 		TLS:            tlsDefaults(),
 		RateLimit:      rateLimitDefaults(),
 		CircuitBreaker: breakerDefaults(),
+
+		Balancer:         BalancerRoundRobin,
+		HashKey:          "path",
+		HealthCheck:      healthCheckDefaults(),
+		OutlierDetection: outlierDefaults(),
+		PanicThreshold:   50,
+		Discovery:        DiscoveryConfig{Refresh: 30 * time.Second},
 	}
 }
 
@@ -223,18 +263,27 @@ type endpointTable struct {
 // lookup returns the endpoint for a request URL: exact host:port, then
 // host, then the longest wildcard, then the default. It does not allocate
 // for lower-case hosts.
+//
+// Its cost does not grow with the number of endpoints: one scan of the
+// authority and at most one probe of each non-empty map (most are
+// empty, which costs a length check); with no endpoint configured it
+// returns the default at once.
 func (t *endpointTable) lookup(u *url.URL) *endpoint {
-	authority := u.Host
-	if hasUpper(authority) {
-		authority = strings.ToLower(authority)
+	if len(t.byKey) == 0 {
+		return t.def // only the default: every URL is its
 	}
-	host, port := splitAuthority(authority)
+	authority := u.Host
+	host, port, upper := scanAuthority(authority)
+	if upper {
+		authority = strings.ToLower(authority)
+		host, port = splitAuthority(authority)
+	}
 	if port != "" {
 		if ep := t.hostPort[authority]; ep != nil {
 			return ep
 		}
-	} else if implied := t.impliedPort(u.Scheme); implied != nil {
-		if ep := implied[host]; ep != nil {
+	} else if len(t.implied80) > 0 || len(t.implied443) > 0 {
+		if ep := t.impliedPort(u.Scheme)[host]; ep != nil {
 			return ep
 		}
 	}
@@ -271,6 +320,27 @@ func hasUpper(s string) bool {
 		}
 	}
 	return false
+}
+
+// scanAuthority is splitAuthority and hasUpper in one pass over a.
+func scanAuthority(a string) (host, port string, upper bool) {
+	if len(a) > 0 && a[0] == '[' {
+		host, port = splitAuthority(a)
+		return host, port, hasUpper(a)
+	}
+	colon, colons := -1, 0
+	for i := 0; i < len(a); i++ {
+		switch c := a[i]; {
+		case c == ':':
+			colon, colons = i, colons+1
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		}
+	}
+	if colons == 1 {
+		return a[:colon], a[colon+1:], upper
+	}
+	return a, "", upper
 }
 
 // splitAuthority splits "host:port", "[v6]:port", "host" or "[v6]"

@@ -24,9 +24,10 @@ var (
 	ErrRetryBudgetExhausted = errors.New("connmgr: retry budget exhausted")
 	// ErrConcurrencyLimit: the endpoint's max_concurrent calls are in flight.
 	ErrConcurrencyLimit = errors.New("connmgr: concurrency limit reached")
-	// ErrNoHealthyUpstream: every upstream of the endpoint is ejected or
-	// unhealthy. It is declared for load balancing, which has not landed:
-	// no built-in code path returns it yet.
+	// ErrNoHealthyUpstream: no upstream of a logical endpoint can take
+	// the call (each is ejected, unhealthy or has an open breaker, or
+	// discovery found none) and it has no fallback. The error is a
+	// *NoHealthyUpstreamError saying why each upstream is out.
 	ErrNoHealthyUpstream = errors.New("connmgr: no healthy upstream")
 	// ErrClosed: the Manager was closed or is shutting down.
 	ErrClosed = errors.New("connmgr: manager closed")

@@ -223,6 +223,13 @@ func (m *Manager) Use(plugins ...Plugin) error {
 		}
 		names[p.Name()] = true
 	}
+	for _, p := range plugins {
+		if a, ok := p.(AttachPlugin); ok {
+			if err := m.attachPlugin(a); err != nil {
+				return fmt.Errorf("connmgr: plugin %q: %w", safeName(p), err)
+			}
+		}
+	}
 	next := append(append(make([]Plugin, 0, len(cur.plugins)+len(plugins)), cur.plugins...), plugins...)
 	m.chain.Store(buildChain(next))
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,9 @@ type observableInstruments struct {
 	reloads        metric.Int64ObservableCounter       // connmgr.client.config.reloads
 	fleetOutages   metric.Int64ObservableCounter       // connmgr.client.fleet.outages
 	fleetHealthy   metric.Int64ObservableGauge         // connmgr.client.fleet.healthy
+	upHealth       metric.Int64ObservableGauge         // connmgr.client.upstream.health
+	upEjected      metric.Int64ObservableGauge         // connmgr.client.upstream.ejected
+	upEjections    metric.Int64ObservableCounter       // connmgr.client.upstream.ejections
 }
 
 // endpointInstruments holds the attribute sets of one endpoint, built
@@ -162,10 +166,20 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 	ob.fleetHealthy, err = meter.Int64ObservableGauge("connmgr.client.fleet.healthy",
 		metric.WithUnit("1"), metric.WithDescription("1 while the fleet store (Redis) is reachable, 0 while limits use the on_error policy."))
 	keep(err)
+	ob.upHealth, err = meter.Int64ObservableGauge("connmgr.client.upstream.health",
+		metric.WithUnit("{status}"), metric.WithDescription("Active health check status per upstream: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy."))
+	keep(err)
+	ob.upEjected, err = meter.Int64ObservableGauge("connmgr.client.upstream.ejected",
+		metric.WithUnit("{upstream}"), metric.WithDescription("1 while outlier detection holds the upstream out of the balancer, else 0."))
+	keep(err)
+	ob.upEjections, err = meter.Int64ObservableCounter("connmgr.client.upstream.ejections",
+		metric.WithUnit("{ejection}"), metric.WithDescription("Outlier ejections per upstream since it joined the endpoint."))
+	keep(err)
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		om.observeCounts(o)
 		return om.observe(m.Stats(), o)
-	}, ob.activeRequests, ob.calls, ob.breakerState, ob.inFlight, ob.concInUse, ob.concQueued, ob.limiterRate, ob.reloads, ob.fleetOutages, ob.fleetHealthy)
+	}, ob.activeRequests, ob.calls, ob.breakerState, ob.inFlight, ob.concInUse, ob.concQueued, ob.limiterRate, ob.reloads,
+		ob.upHealth, ob.upEjected, ob.upEjections, ob.fleetOutages, ob.fleetHealthy)
 	keep(err)
 	om.registration = reg
 	if len(om.errs) > 0 {
@@ -191,6 +205,16 @@ func (om *otelMetrics) observe(s Stats, o metric.Observer) error {
 		o.ObserveInt64(ob.inFlight, es.InFlight, epSet)
 		for up, bs := range es.Breakers {
 			o.ObserveInt64(ob.breakerState, int64(bs.State), metric.WithAttributes(ep, attrUpstream.String(up)))
+		}
+		for _, us := range es.Upstreams {
+			set := metric.WithAttributes(ep, attrUpstream.String(upstreamAuthority(us.Upstream)))
+			o.ObserveInt64(ob.upHealth, int64(us.Health), set)
+			ejected := int64(0)
+			if us.Ejected {
+				ejected = 1
+			}
+			o.ObserveInt64(ob.upEjected, ejected, set)
+			o.ObserveInt64(ob.upEjections, int64(us.Ejections), set)
 		}
 		if es.Concurrency != nil {
 			o.ObserveInt64(ob.concInUse, int64(es.Concurrency.InUse), epSet)
@@ -324,6 +348,16 @@ func (om *otelMetrics) attemptAttrs(k attemptKey) *attemptInstruments {
 		om.attempts[k] = ai
 	}
 	return ai
+}
+
+// upstreamAuthority drops the scheme of an upstream's key
+// ("https://pay-1:8443"), so that connmgr.upstream is the authority on
+// every instrument, as on the breaker's and the attempts'.
+func upstreamAuthority(key string) string {
+	if i := strings.Index(key, "://"); i >= 0 {
+		return key[i+3:]
+	}
+	return key
 }
 
 // splitUpstream splits an authority into host and port; the port is 0

@@ -20,6 +20,7 @@ func (m *Manager) prepare(cfg Config) (*compiledConfig, error) {
 	var p problems
 	m.checkStores(&p, cc)
 	m.checkTransportTLS(&p, cc)
+	m.checkBalancers(&p, cc)
 	if err := p.err(); err != nil {
 		return nil, err
 	}

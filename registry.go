@@ -48,6 +48,9 @@ type endpoint struct {
 	// picker, when set, chooses each attempt's upstream (load balancing
 	// plugs in here); nil: the upstream is the request's host.
 	picker atomic.Pointer[pickerSlot]
+	// lb is the load balancing of an endpoint with upstreams (nil
+	// without): its upstream set is the picker.
+	lb *balanced
 	// retryPolicy and backoffFunc replace retry_on and full jitter (nil: the config's).
 	retryPolicy RetryPolicy
 	backoffFunc BackoffFunc
@@ -245,6 +248,9 @@ func validateEndpoint(p *problems, path string, c EndpointConfig) {
 	validateTLS(p, path+".tls", c.TLS)
 	validateRateLimit(p, path+".rate_limit", c.RateLimit)
 	validateBreaker(p, path+".circuit_breaker", c.CircuitBreaker)
+	validateCache(p, path+".cache", c.Cache)
+
+	validateUpstreams(p, path, c, path == defaultKey)
 	nonNegative(p, path+".max_queue_wait", c.MaxQueueWait)
 }
 

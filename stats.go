@@ -20,6 +20,10 @@ type Stats struct {
 	// Fleet is the health of the fleet store (fleet.go), when the store
 	// reports one; nil without a fleet.
 	Fleet *FleetStats `json:"fleet,omitempty"`
+	// Plugins holds the numbers of each plugin that reports some (a
+	// StatsPlugin, such as the cache), by plugin name.
+	Plugins map[string]any `json:"plugins,omitempty"`
+
 	// Started is when the Manager was created.
 	Started time.Time `json:"started"`
 }
@@ -63,6 +67,9 @@ type EndpointStats struct {
 	RateLimit *RateLimitStats `json:"rate_limit,omitempty"`
 	// Concurrency describes the concurrency cap; nil when there is none.
 	Concurrency *ConcurrencyStats `json:"concurrency,omitempty"`
+	// Upstreams has each upstream's share of the traffic, health and
+	// ejections, in config order; nil for an endpoint without upstreams.
+	Upstreams []UpstreamStats `json:"upstreams,omitempty"`
 	// Window has the numbers of the last minute; nil before the first call.
 	Window *WindowStats `json:"last_minute,omitempty"`
 }
@@ -227,6 +234,8 @@ func (m *Manager) Stats() Stats {
 	s.Endpoints[defaultKey] = t.def.snapshot(now)
 	s.Reload = m.reloadStats()
 	s.Fleet = m.fleetStats()
+	s.Plugins = m.pluginStats(m.chain.Load().plugins)
+
 	m.fillWindows(&s, t, now)
 	return s
 }
@@ -246,5 +255,6 @@ func (ep *endpoint) snapshot(now time.Time) EndpointStats {
 		cs := ep.bulkhead.snapshot()
 		s.Concurrency = &cs
 	}
+	s.Upstreams = ep.upstreamStats()
 	return s
 }

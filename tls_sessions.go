@@ -169,6 +169,11 @@ func (t *endpointTLS) dialTLS(dial func(ctx context.Context, network, addr strin
 		if err != nil {
 			host = addr
 		}
+		if name, ok := ctx.Value(serverNameKey{}).(string); ok && name != "" {
+			// A discovered address of a logical endpoint: the
+			// certificate names the logical host, not the address.
+			host = name
+		}
 		if cfg.ServerName == "" {
 			cfg.ServerName = host
 		}
@@ -198,3 +203,8 @@ func (t *endpointTLS) dialTLS(dial func(ctx context.Context, network, addr strin
 		return conn, nil
 	}
 }
+
+// serverNameKey marks a request context with the TLS server name to
+// verify for a discovered address of a logical endpoint (dns:///
+// upstreams): the logical host.
+type serverNameKey struct{}

@@ -27,6 +27,27 @@ const runTimeout = 20 * time.Second
 // Every directory with a main.go must have an entry, so that a new
 // example is not silently left untested.
 var want = map[string][]string{
+	"cache_proxy": {
+		`(?m)^request 1: 200 OK "hello"  \[Cache-Status: connmgr; fwd=uri-miss; fwd-status=200; stored\]$`,
+		`(?m)^request 3: 200 OK "hello"  \[Cache-Status: connmgr; hit; ttl=\d+\]$`,
+		`(?m)^the origin saw 1 request\(s\); the cache counted 2 hits$`,
+	},
+	"ttl_cache": {
+		`(?m)^MISS GET /get\?param=value \(en\) -> \{"answer":1,"lang":"en"\}  \[Cache-Status: connmgr; fwd=uri-miss; fwd-status=200; stored\]$`,
+		`(?m)^HIT  GET /get\?param=value \(en\) -> \{"answer":1,"lang":"en"\}  \[Cache-Status: connmgr; hit; ttl=59\d\]$`,
+		`(?m)^MISS GET /get\?param=value \(fr\) -> \{"answer":2,"lang":"fr"\}  \[Cache-Status: connmgr; fwd=vary-miss`,
+		`(?m)^HIT  GET /get\?param=value \(fr\) -> \{"answer":2,"lang":"fr"\}`,
+		`(?m)^the API saw 4 requests for 6 calls; hits 2, misses 4, stored 2$`,
+		`(?m)^Manager.Stats\(\).Plugins\["cache"\] has the same numbers: true$`,
+	},
+	"cache_stale_if_error": {
+		`(?m)^call 1: 200 \{"price":42\}  \[Cache-Status: connmgr; fwd=uri-miss; fwd-status=200; stored\]$`,
+		`(?m)^call 2: 200 \{"price":42\}  \[Cache-Status: connmgr; hit; ttl=0\]$`,
+		`(?m)^call 3: 200 \{"price":42\}  \[Cache-Status: connmgr; fwd=stale; fwd-status=503; ttl=-\d+; detail=stale-if-error\]$`,
+		`(?m)^call 6: 200 \{"price":42\}  \[Cache-Status: connmgr; fwd=stale; ttl=-\d+; detail=stale-if-error\]$`,
+		`(?m)^breaker open; the upstream saw 3 requests for 6 calls$`,
+		`(?m)^cache: 1 hit, 1 miss, 4 stale-if-error$`,
+	},
 	"quickstart": {
 		`(?m)^200 OK hello, world \(the upstream saw 2 requests\)$`,
 		`"retries": 1,`,
@@ -148,6 +169,24 @@ var want = map[string][]string{
 		`(?m)^second 3: replica-1 +\d+, replica-2 +\d+, replica-3 +\d+, fleet +\d+/s$`,
 		`(?m)^fleet: \d+ calls in 3s; within 5% of the quota: true$`,
 		`(?m)^every replica got within 25% of an equal share: true$`,
+	},
+	"lb_round_robin": {
+		`(?m)^Request 0: 200 "data from api1", sent to api1 as /data/0 \(the caller's URL is still http://api/data/0\)$`,
+		`(?m)^Request 1: 200 "data from api2", sent to api2 as /data/1 `,
+		`(?m)^Request 2: 200 "data from api3", sent to api3 as /data/2 `,
+		`(?m)^Request 3: 200 "data from api1", sent to api1 as /data/3 `,
+		`(?m)^Request 6: 200 "data from api4", sent to api4 as /data/6 `,
+		`(?m)^api1: 3 attempts, 0 failed$`,
+		`(?m)^api4: 2 attempts, 1 failed$`,
+	},
+	"lb_health_aware": {
+		`api2 reports itself unhealthy:\n  api1: healthy\n  api2: unhealthy \(status 503\)\n  api3: healthy\n  30 calls went to \[api1 api3\]\n`,
+		`(?m)^  endpoint unhealthy, panic mode true\n  30 calls went to \[api1 api2 api3\]$`,
+		`all recover:\n  api1: healthy\n  api2: healthy\n  api3: healthy\n  30 calls went to \[api1 api2 api3\]\n`,
+	},
+	"health_monitor": {
+		`after the first round of checks:\n  auth-service: healthy \(2 of 2 upstreams usable\)\n    auth-1: healthy\n    auth-2: healthy\n  payment-service: degraded \(2 of 2 upstreams usable\)\n    pay-1: healthy\n    pay-2: degraded, last error: status 500\n  overall: degraded\n`,
+		`after the second round:\n(?:.*\n){3}  payment-service: degraded \(1 of 2 upstreams usable\)\n    pay-1: healthy\n    pay-2: unhealthy, last error: status 500\n  overall: degraded\n`,
 	},
 	"performance_metrics": {
 		`(?m)^120 calls in [\d.]+m?s, \d+ ended in an error`,

@@ -1,10 +1,3 @@
-//go:build cacheplugin
-
-// This test needs the cache plugin (issue 10, cache.New with
-// cache.Config.Store), which has not landed on this branch: it passed
-// against the cache branch merged in. Drop the build line once the cache
-// lands (go test -tags cacheplugin runs it meanwhile).
-
 package redisstore
 
 import (

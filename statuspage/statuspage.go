@@ -8,14 +8,18 @@
 // minute, status codes, the circuit breaker with the time to its next
 // probe and its last error, the rate limiter, the concurrency cap, the
 // config reloads, the uptime and the running config with its secrets
-// redacted. The same data is JSON when the request asks for it (an
+// redacted. For an endpoint with upstreams it shows each upstream's
+// health (Manager.Health: the active check's status, last check and last
+// error), outlier ejections and whether it is ejected now, the attempts
+// in flight and the EWMA latency, and above all endpoints the overall
+// health. The same data is JSON when the request asks for it (an
 // Accept header naming application/json, or ?format=json).
 //
 // The HTML page is self-contained: no script, no external asset, one
 // stylesheet allowed by its hash in a strict Content-Security-Policy; it
 // refreshes itself every few seconds with a meta refresh. Nothing on it
 // is secret: it is built from Manager.Stats and Manager.RunningConfig,
-// which redact.
+// which redact, and Manager.Health.
 package statuspage
 
 import (
@@ -59,6 +63,10 @@ type Page struct {
 	Uptime    time.Duration `json:"uptime_ns"`
 	// Stats is Manager.Stats: EndpointStats.Window has the last minute.
 	Stats connmgr.Stats `json:"stats"`
+	// Health is Manager.Health: every load-balanced endpoint's upstreams
+	// with their status, last check, last error and ejection, and the
+	// overall status.
+	Health connmgr.HealthReport `json:"health"`
 	// Config is Manager.RunningConfig, secrets redacted, in the same
 	// shape as a config file (durations as strings such as "10s").
 	Config json.RawMessage `json:"config"`
@@ -79,15 +87,16 @@ func Handler(m *connmgr.Manager) http.Handler {
 		h.Set("Vary", "Accept")
 		now := time.Now()
 		stats := m.Stats()
+		health := m.Health()
 		cfg := m.RunningConfig()
 		if wantsJSON(r) {
-			serveJSON(w, now, stats, cfg)
+			serveJSON(w, now, stats, health, cfg)
 			return
 		}
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Type", "text/html; charset=utf-8")
-		if err := pageTemplate.Execute(w, buildView(now, stats, cfg)); err != nil {
+		if err := pageTemplate.Execute(w, buildView(now, stats, health, cfg)); err != nil {
 			// Headers are out: all that is left is to stop writing.
 			return
 		}
@@ -101,12 +110,12 @@ func wantsJSON(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
-func serveJSON(w http.ResponseWriter, now time.Time, s connmgr.Stats, cfg connmgr.Config) {
+func serveJSON(w http.ResponseWriter, now time.Time, s connmgr.Stats, health connmgr.HealthReport, cfg connmgr.Config) {
 	raw, err := connmgr.MarshalConfig(cfg, "json")
 	if err != nil {
 		raw = []byte("null")
 	}
-	p := Page{Generated: now.UTC(), Stats: s, Config: json.RawMessage(raw)}
+	p := Page{Generated: now.UTC(), Stats: s, Health: health, Config: json.RawMessage(raw)}
 	if !s.Started.IsZero() {
 		p.Uptime = now.Sub(s.Started)
 	}
@@ -126,6 +135,10 @@ type view struct {
 	InFlight  int64
 	Reload    connmgr.ReloadStats
 	LastTried string
+	// Overall is the Manager's health ("" when no endpoint has upstreams);
+	// Health lists the load-balanced endpoints.
+	Overall   string
+	Health    []healthView
 	Endpoints []endpointView
 	Config    string
 }
@@ -141,16 +154,30 @@ type endpointView struct {
 	StatusCodes                    string
 	RateLimit, Concurrency         string
 	Extra                          []nameValue
-	Upstreams                      []upstreamView
+	// Health is the endpoint's health ("" without upstreams).
+	Health    string
+	Upstreams []upstreamView
+	// Balanced is set when the endpoint has upstreams: its table has
+	// the health, ejection, in-flight and latency columns.
+	Balanced bool
+}
+
+// healthView is one load-balanced endpoint's line in the overall view.
+type healthView struct {
+	Key, Status, Usable, Discovery string
+	Panic                          bool
 }
 
 type nameValue struct{ Name, Value string }
 
 type upstreamView struct {
 	Name, Status, Breaker, Calls, ErrorRate, NextProbe, LastError string
+	// The load-balancing columns (endpoints with upstreams).
+	Health, LastCheck, Ejected, InFlight, Latency string
+	Ejections                                     uint64
 }
 
-func buildView(now time.Time, s connmgr.Stats, cfg connmgr.Config) view {
+func buildView(now time.Time, s connmgr.Stats, h connmgr.HealthReport, cfg connmgr.Config) view {
 	v := view{
 		Refresh:   RefreshSeconds,
 		CSS:       template.CSS(styleCSS),
@@ -168,6 +195,11 @@ func buildView(now time.Time, s connmgr.Stats, cfg connmgr.Config) view {
 	for k := range s.Endpoints {
 		keys = append(keys, k)
 	}
+	for k := range h.Endpoints { // a load-balanced endpoint before its first call
+		if _, ok := s.Endpoints[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
 	sort.Slice(keys, func(i, j int) bool { // "default" last
 		if (keys[i] == "default") != (keys[j] == "default") {
 			return keys[j] == "default"
@@ -175,7 +207,26 @@ func buildView(now time.Time, s connmgr.Stats, cfg connmgr.Config) view {
 		return keys[i] < keys[j]
 	})
 	for _, k := range keys {
-		v.Endpoints = append(v.Endpoints, endpointFor(k, s.Endpoints[k]))
+		eh, balanced := h.Endpoints[k]
+		ev := endpointFor(k, s.Endpoints[k])
+		if balanced {
+			ev.Health, ev.Balanced = eh.Status.String(), true
+			ev.Upstreams = balancedUpstreams(now, s.Endpoints[k], eh)
+		}
+		v.Endpoints = append(v.Endpoints, ev)
+	}
+	if len(h.Endpoints) > 0 {
+		v.Overall = h.Overall.String()
+		hk := make([]string, 0, len(h.Endpoints))
+		for k := range h.Endpoints {
+			hk = append(hk, k)
+		}
+		sort.Strings(hk)
+		for _, k := range hk {
+			eh := h.Endpoints[k]
+			v.Health = append(v.Health, healthView{Key: k, Status: eh.Status.String(),
+				Usable: fmt.Sprintf("%d of %d", eh.Usable, eh.Total), Discovery: eh.Discovery, Panic: eh.Panic})
+		}
 	}
 	if b, err := connmgr.MarshalConfig(cfg, "yaml"); err == nil {
 		v.Config = string(b)
@@ -241,23 +292,8 @@ func endpointFor(key string, es connmgr.EndpointStats) endpointView {
 func upstreamsFor(es connmgr.EndpointStats) []upstreamView {
 	out := make([]upstreamView, 0, len(es.Breakers))
 	for n, b := range es.Breakers {
-		uv := upstreamView{Name: n, Status: "up", Breaker: b.State.String(), Calls: fmt.Sprint(b.Requests),
-			ErrorRate: "—", NextProbe: "—", LastError: b.LastError}
-		if b.Requests > 0 {
-			rate := float64(b.Failures) / float64(b.Requests)
-			uv.ErrorRate = fmt.Sprintf("%.1f%%", 100*rate)
-			if b.Requests >= 3 && rate >= 0.5 {
-				uv.Status = "degraded"
-			}
-		}
-		switch b.State {
-		case connmgr.BreakerOpen:
-			uv.Status = "down"
-			uv.NextProbe = "in " + roundDuration(b.HalfOpenIn)
-		case connmgr.BreakerHalfOpen:
-			uv.Status = "degraded"
-			uv.NextProbe = "probing"
-		}
+		uv := upstreamView{Name: n, Status: "up", ErrorRate: "—", NextProbe: "—", LastError: b.LastError}
+		breakerColumns(&uv, b)
 		out = append(out, uv)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

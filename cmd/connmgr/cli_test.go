@@ -137,7 +137,7 @@ func TestCLIConfigSample(t *testing.T) {
 	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cli(t, "", nil, "config", "check", path).check(t, 0, []string{"is valid: 4 endpoints", "api.primary.com:"}, nil)
+	cli(t, "", nil, "config", "check", path).check(t, 0, []string{"is valid: 5 endpoints", "api.primary.com:"}, nil)
 }
 
 func TestCLIConfigCheck(t *testing.T) {

@@ -22,7 +22,7 @@ func TestConfigCheckStandardInput(t *testing.T) {
 	}
 	t.Run("dash", func(t *testing.T) {
 		code, out, stderr := check(t, sample, "-")
-		if code != exitOK || !strings.Contains(out, "# standard input is valid: 4 endpoints") {
+		if code != exitOK || !strings.Contains(out, "# standard input is valid: 5 endpoints") {
 			t.Errorf("exit %d\nstdout:\n%.300s\nstderr:\n%s", code, out, stderr)
 		}
 	})

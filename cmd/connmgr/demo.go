@@ -43,8 +43,11 @@ Starts five local upstreams that misbehave in different ways (503s,
 answers slower than the per-try timeout, 429 with Retry-After, reset
 connections), sends them traffic through one connmgr.Manager, and prints
 what happens each second: calls, retries, fallbacks, latency. It ends with
-the Manager's Stats and what they mean, then two short scenes: a circuit
-breaker opening and recovering, a rate limiter waiting and rejecting.
+the Manager's Stats and what they mean, then four short scenes: a circuit
+breaker opening and recovering, a rate limiter waiting and rejecting,
+five upstreams behind one logical endpoint while one dies and another
+turns slow, and an HTTP cache (hits, revalidations, stale answers while
+the upstream is down).
 Ctrl-C stops it early, cleanly.
 
 The upstreams' faults depend only on --seed, so a seed replays the same
@@ -238,9 +241,10 @@ func demoMain(ctx context.Context, stopSignals func(), opts demoOptions, stdout,
 	if shutdownErr != nil {
 		d.con.printf("shutdown: %v\n", shutdownErr)
 	}
-	// Two short scenes, each with an upstream of its own: a breaker
-	// opening and recovering, a rate limiter waiting and rejecting.
-	for _, scene := range []func(context.Context, io.Writer) error{demoBreakerScene, demoLimiterScene} {
+	// Four short scenes, each with upstreams of its own: a breaker
+	// opening and recovering, a rate limiter waiting and rejecting, load
+	// balancing around a dead and a slow upstream, an HTTP cache.
+	for _, scene := range []func(context.Context, io.Writer) error{demoBreakerScene, demoLimiterScene, demoLBScene, demoCacheScene} {
 		if ctx.Err() != nil {
 			break
 		}

@@ -47,21 +47,43 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// balancedServers are the upstreams of the load-balanced endpoint
+// "payments", besides good: sick fails its health checks (unhealthy),
+// flaky passes them but answers 503 (ejected by outlier detection).
+type balancedServers struct{ sick, flaky *connmgrtest.Server }
+
 // liveManager serves the status page of a Manager with a failing upstream
-// whose breaker is open, and a healthy one.
-func liveManager(t *testing.T) (m *connmgr.Manager, bad, good *connmgrtest.Server) {
+// whose breaker is open, and a healthy one; and a load-balanced endpoint
+// "payments" over good, an unhealthy upstream and an ejected one.
+func liveManager(t *testing.T) (m *connmgr.Manager, bad, good *connmgrtest.Server, lb balancedServers) {
 	t.Helper()
 	bad = connmgrtest.NewServer(connmgrtest.Step{Status: http.StatusServiceUnavailable, Body: "down"})
 	good = connmgrtest.NewServerFunc(func(n int64, _ *http.Request) connmgrtest.Step {
 		return connmgrtest.Step{Body: "ok", Delay: time.Duration(n%7) * time.Millisecond}
 	})
+	lb.sick = connmgrtest.NewServer(connmgrtest.Step{Status: http.StatusServiceUnavailable})
+	lb.flaky = connmgrtest.NewServerFunc(func(_ int64, r *http.Request) connmgrtest.Step {
+		if r.URL.Path == "/health" {
+			return connmgrtest.Step{}
+		}
+		return connmgrtest.Step{Status: http.StatusServiceUnavailable}
+	})
 	t.Cleanup(bad.Close)
 	t.Cleanup(good.Close)
+	t.Cleanup(lb.sick.Close)
+	t.Cleanup(lb.flaky.Close)
 	one := connmgr.RetryConfig{MaxAttempts: 1}
 	m, err := connmgr.New(connmgr.Config{
 		Endpoints: map[string]connmgr.EndpointConfig{
 			bad.Addr():  {Retry: one, CircuitBreaker: connmgr.BreakerConfig{ConsecutiveFailures: 3, RecoveryTimeout: time.Minute}, Auth: connmgr.AuthConfig{BearerToken: "tok-secret-456"}},
 			good.Addr(): {Retry: one, RateLimit: connmgr.RateLimitConfig{Rate: 100, Per: time.Second, Burst: 50}},
+			"payments": {
+				Upstreams:        []connmgr.UpstreamConfig{{URL: good.URL}, {URL: lb.sick.URL}, {URL: lb.flaky.URL}},
+				Retry:            one,
+				HealthCheck:      connmgr.HealthCheckConfig{Path: "/health", Interval: time.Second, UnhealthyThreshold: 1},
+				OutlierDetection: connmgr.OutlierConfig{Consecutive5xx: 2, ConsecutiveGatewayFailure: 2, MaxEjectionPercent: 50},
+				PanicThreshold:   -1,
+			},
 		},
 	})
 	if err != nil {
@@ -83,12 +105,26 @@ func liveManager(t *testing.T) (m *connmgr.Manager, bad, good *connmgrtest.Serve
 	if st := m.Stats().Endpoints[bad.Addr()].Breaker.State; st != connmgr.BreakerOpen {
 		t.Fatalf("breaker state %v, want open", st)
 	}
-	return m, bad, good
+	// The first round of health checks runs as the Manager starts.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if eh := m.Health().Endpoints["payments"]; eh.Upstreams[1].Status == connmgr.HealthUnhealthy &&
+			eh.Upstreams[0].Status == connmgr.HealthHealthy && eh.Upstreams[2].Status == connmgr.HealthHealthy {
+			break
+		}
+	}
+	for i := 0; i < 60 && !m.Health().Endpoints["payments"].Upstreams[2].Ejected; i++ {
+		call(fmt.Sprintf("http://payments/v1/charge/%d", i))
+	}
+	eh := m.Health().Endpoints["payments"]
+	if eh.Upstreams[1].Status != connmgr.HealthUnhealthy || !eh.Upstreams[2].Ejected {
+		t.Fatalf("payments: want its second upstream unhealthy and its third ejected, got %+v", eh)
+	}
+	return m, bad, good, lb
 }
 
 func TestStatusPageInChromium(t *testing.T) {
 	exe := chromiumPath(t)
-	m, bad, good := liveManager(t)
+	m, bad, good, lb := liveManager(t)
 	srv := httptest.NewServer(statuspage.Handler(m))
 	defer srv.Close()
 
@@ -161,12 +197,22 @@ func TestStatusPageInChromium(t *testing.T) {
 	badHeading := text(fmt.Sprintf(`h2[id="endpoint-%s"]`, bad.Addr()))
 	badRowText := text(string(badRow))
 	goodRowText := text(fmt.Sprintf(`tr[data-upstream="%s"]`, good.Addr()))
+	sickRowText := text(fmt.Sprintf(`table.balanced tr[data-upstream="%s"]`, lb.sick.URL))
+	flakyRowText := text(fmt.Sprintf(`table.balanced tr[data-upstream="%s"]`, lb.flaky.URL))
+	sickStatus := text(fmt.Sprintf(`table.balanced tr[data-upstream="%s"] td:nth-child(2)`, lb.sick.URL))
+	flakyStatus := text(fmt.Sprintf(`table.balanced tr[data-upstream="%s"] td:nth-child(2)`, lb.flaky.URL))
+	overall := text(`#health-overall`)
 	config, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.CSS(`#config`)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	badgeColor, err := chromedp.Run(bctx, chromedp.Evaluate[string](fmt.Sprintf(
 		`getComputedStyle(document.querySelector('%s .status-down')).backgroundColor`, badRow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sickColor, err := chromedp.Run(bctx, chromedp.Evaluate[string](fmt.Sprintf(
+		`getComputedStyle(document.querySelector('table.balanced tr[data-upstream="%s"] .health-unhealthy')).backgroundColor`, lb.sick.URL)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +236,25 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if !strings.Contains(goodRowText, "up") || strings.Contains(goodRowText, "down") {
 		t.Errorf("the healthy upstream's row reads %q, want it up", goodRowText)
+	}
+	for _, want := range []string{"down", "unhealthy", "status 503"} {
+		if !strings.Contains(sickRowText, want) {
+			t.Errorf("the unhealthy upstream's row reads %q, want %q in it", sickRowText, want)
+		}
+	}
+	for _, want := range []string{"down", "healthy", "yes, for"} {
+		if !strings.Contains(flakyRowText, want) {
+			t.Errorf("the ejected upstream's row reads %q, want %q in it", flakyRowText, want)
+		}
+	}
+	if strings.TrimSpace(sickStatus) != "down" || strings.TrimSpace(flakyStatus) != "down" {
+		t.Errorf("the unhealthy and the ejected upstream read %q and %q in the status column, want both down", sickStatus, flakyStatus)
+	}
+	if !strings.Contains(overall, "degraded") {
+		t.Errorf("the overall health reads %q, want degraded", overall)
+	}
+	if sickColor != "rgb(207, 34, 46)" {
+		t.Errorf("the unhealthy badge's background is %q, want the page's red", sickColor)
 	}
 	// The stylesheet applied: the CSP hash matched, and "down" is red.
 	if badgeColor != "rgb(207, 34, 46)" {
