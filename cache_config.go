@@ -64,3 +64,14 @@ func (m *Manager) CacheConfigFor(u *url.URL) (endpoint string, cfg CacheConfig) 
 	ep := m.table.Load().lookup(u)
 	return ep.key, ep.cfg.Cache
 }
+
+// SendsCredentials reports whether the endpoint that requests to u use
+// adds credentials of its own (its auth block: a bearer token, basic
+// authentication or an API key). A shared cache treats such a request as
+// one with Authorization (RFC 9111 section 3.5): the caller's request
+// does not show the header, but the upstream's answer was made for that
+// credential.
+func (m *Manager) SendsCredentials(u *url.URL) bool {
+	a := m.table.Load().lookup(u).cfg.Auth
+	return a.BearerToken != "" || a.Username != "" || a.Password != "" || a.APIKey != ""
+}

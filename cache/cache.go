@@ -139,6 +139,7 @@ func (c *Cache) settingsFor(u *url.URL) settings {
 		return s
 	}
 	_, ec := m.CacheConfigFor(u)
+	s.credentials = m.SendsCredentials(u)
 	if ec.Enabled != nil {
 		s.enabled = *ec.Enabled
 	}

@@ -253,3 +253,33 @@ func TestManagerStaleIfErrorWhenCapFull(t *testing.T) {
 		t.Errorf("concurrency stats = %+v, want 1 rejected", c)
 	}
 }
+
+// TestManagerEndpointCredentialsCountAsAuthorization: RFC 9111 section
+// 3.5. An endpoint that adds its own bearer token sends Authorization,
+// though the caller's request does not show it, so a shared cache does
+// not store the answer unless the response allows it (public here).
+func TestManagerEndpointCredentialsCountAsAuthorization(t *testing.T) {
+	private := connmgrtest.NewServer(connmgrtest.Step{Body: "mine", Header: http.Header{"Cache-Control": {"max-age=60"}}})
+	defer private.Close()
+	public := connmgrtest.NewServer(connmgrtest.Step{Body: "ours", Header: http.Header{"Cache-Control": {"max-age=60, public"}}})
+	defer public.Close()
+	auth := connmgr.AuthConfig{BearerToken: "s3cret"}
+	s := newManagerSetup(t, connmgr.Config{Endpoints: map[string]connmgr.EndpointConfig{
+		strings.TrimPrefix(private.URL, "http://"): {Auth: auth},
+		strings.TrimPrefix(public.URL, "http://"):  {Auth: auth},
+	}}, Config{})
+	for i := 0; i < 2; i++ {
+		if _, _, err := s.get(t, private.URL+"/a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.get(t, public.URL+"/a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := private.Count(); got != 2 {
+		t.Errorf("endpoint bearer token, max-age only: origin requests %d, want 2 (not stored)", got)
+	}
+	if got := public.Count(); got != 1 {
+		t.Errorf("endpoint bearer token, public: origin requests %d, want 1 (stored)", got)
+	}
+}

@@ -14,6 +14,9 @@ type settings struct {
 	maxObject int64         // < 0: no limit
 	// staleIfError is the configured window; < 0 means never.
 	staleIfError time.Duration
+	// credentials: the endpoint adds its own auth, which counts as an
+	// Authorization header for section 3.5.
+	credentials bool
 }
 
 // understoodStatus are the statuses whose caching rules this cache
@@ -48,7 +51,7 @@ func (c *Cache) storable(req *http.Request, reqCC *directives, status int, h htt
 	if _, star := varyNames(h); star { // 4.1: never matches
 		return false
 	}
-	if s.shared && len(req.Header["Authorization"]) > 0 && !cc.public && !cc.sMaxAge.set() && !cc.mustRevalidate { // 3.5
+	if s.shared && (len(req.Header["Authorization"]) > 0 || s.credentials) && !cc.public && !cc.sMaxAge.set() && !cc.mustRevalidate { // 3.5
 		return false
 	}
 	if s.ttl > 0 {
