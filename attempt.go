@@ -403,7 +403,7 @@ func (a *attempt) settle(resp *http.Response, err error) {
 		ep.limiter.feedback(a.bk, resp, latency, now)
 	}
 	if a.fleetTok && err == nil && o != outcomeIgnored {
-		ep.limiter.fleet.feedback(ep.limiter, ep.key, a.fleetKey, resp, now)
+		ep.limiter.fleet.feedback(ep.limiter, ep.key, a.fleetKey, resp, latency, now)
 	}
 }
 

@@ -65,6 +65,10 @@ type Manager struct {
 
 	// cfgWatch counts reloads and runs the file watcher (config_watch.go).
 	cfgWatch configWatch
+
+	// ownedFleet is the store the Manager opened for the redis block, closed
+	// by Close (fleet.go).
+	ownedFleet FleetStore
 }
 
 var _ http.RoundTripper = (*Manager)(nil)
@@ -113,6 +117,9 @@ type options struct {
 	endpointRetryPolicy map[string]RetryPolicy
 	backoff             BackoffFunc
 	endpointBackoff     map[string]BackoffFunc
+	fleetConnector      FleetConnector // fleet.go
+	fleetTimeout        time.Duration  // bound on a store call; 0: fleetTimeout
+	fleetRedis          RedisConfig    // the redis block New read
 
 	telemetry telemetryOptions // OpenTelemetry, status window: otel_options.go
 }
@@ -178,10 +185,14 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if err := m.Use(m.opts.plugins...); err != nil {
 		return nil, err
 	}
+	if err := m.openFleet(cfg.Redis); err != nil {
+		return nil, err
+	}
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
 	cc, err := m.prepare(cfg)
 	if err != nil {
+		m.closeFleet()
 		return nil, err
 	}
 	if m.opts.breakerStore != nil {
@@ -192,6 +203,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 		if m.fleet != nil {
 			m.fleet.close()
 		}
+		m.closeFleet()
 		return nil, err
 	}
 	m.redact.Store(cc.redactor)
@@ -215,6 +227,7 @@ func (m *Manager) Reload(cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
+	m.noteRedisReload(cfg.Redis)
 	old := m.table.Load()
 	table, err := m.buildTable(cc, old)
 	if err != nil {
@@ -705,6 +718,7 @@ func (m *Manager) Close() error {
 		if m.fleet != nil {
 			m.fleet.close()
 		}
+		m.closeFleet() // after the breaker fleet has unsubscribed
 		m.CloseIdleConnections()
 		m.opts.telemetry.close()
 	})

@@ -29,6 +29,10 @@ type Config struct {
 	// Redact names what, besides the built-in list, must never reach a
 	// log, an error, Stats, a span, a metric or the status page.
 	Redact RedactConfig `yaml:"redact,omitempty" json:"redact,omitempty"`
+	// Redis, when its URL is set, shares rate limits with `scope: fleet`
+	// and breaker signals with a fleet of Managers (see RedisConfig).
+	// Default: no fleet, everything in memory.
+	Redis RedisConfig `yaml:"redis,omitempty" json:"redis,omitempty"`
 }
 
 // RedactConfig extends the built-in redaction lists. Userinfo,

@@ -21,6 +21,7 @@ func (cfg Config) Effective() (Config, error) {
 			Headers:   append([]string(nil), cfg.Redact.Headers...),
 			QueryKeys: append([]string(nil), cfg.Redact.QueryKeys...),
 		},
+		Redis: effectiveRedis(cfg.Redis),
 	}
 	if len(cc.endpoints) > 0 {
 		out.Endpoints = make(map[string]EndpointConfig, len(cc.endpoints))
@@ -52,6 +53,7 @@ func (cfg Config) Redacted() Config {
 	r := redact.New(extra, cfg.Redact.QueryKeys)
 	out := cfg
 	out.Default = redactEndpoint(cfg.Default, r)
+	out.Redis = redactRedis(cfg.Redis)
 	if cfg.Endpoints != nil {
 		out.Endpoints = make(map[string]EndpointConfig, len(cfg.Endpoints))
 		for k, ec := range cfg.Endpoints {

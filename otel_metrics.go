@@ -53,6 +53,8 @@ type observableInstruments struct {
 	concQueued     metric.Int64ObservableUpDownCounter // connmgr.client.concurrency.queued
 	limiterRate    metric.Float64ObservableGauge       // connmgr.client.limiter.rate
 	reloads        metric.Int64ObservableCounter       // connmgr.client.config.reloads
+	fleetOutages   metric.Int64ObservableCounter       // connmgr.client.fleet.outages
+	fleetHealthy   metric.Int64ObservableGauge         // connmgr.client.fleet.healthy
 	upHealth       metric.Int64ObservableGauge         // connmgr.client.upstream.health
 	upEjected      metric.Int64ObservableGauge         // connmgr.client.upstream.ejected
 	upEjections    metric.Int64ObservableCounter       // connmgr.client.upstream.ejections
@@ -158,6 +160,12 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 	ob.reloads, err = meter.Int64ObservableCounter("connmgr.client.config.reloads",
 		metric.WithUnit("{reload}"), metric.WithDescription("Config reloads, by result (success, failure)."))
 	keep(err)
+	ob.fleetOutages, err = meter.Int64ObservableCounter("connmgr.client.fleet.outages",
+		metric.WithUnit("{outage}"), metric.WithDescription("Times the fleet store (Redis) became unavailable; one per outage, not per call."))
+	keep(err)
+	ob.fleetHealthy, err = meter.Int64ObservableGauge("connmgr.client.fleet.healthy",
+		metric.WithUnit("1"), metric.WithDescription("1 while the fleet store (Redis) is reachable, 0 while limits use the on_error policy."))
+	keep(err)
 	ob.upHealth, err = meter.Int64ObservableGauge("connmgr.client.upstream.health",
 		metric.WithUnit("{status}"), metric.WithDescription("Active health check status per upstream: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy."))
 	keep(err)
@@ -171,7 +179,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 		om.observeCounts(o)
 		return om.observe(m.Stats(), o)
 	}, ob.activeRequests, ob.calls, ob.breakerState, ob.inFlight, ob.concInUse, ob.concQueued, ob.limiterRate, ob.reloads,
-		ob.upHealth, ob.upEjected, ob.upEjections)
+		ob.upHealth, ob.upEjected, ob.upEjections, ob.fleetOutages, ob.fleetHealthy)
 	keep(err)
 	om.registration = reg
 	if len(om.errs) > 0 {
@@ -218,6 +226,14 @@ func (om *otelMetrics) observe(s Stats, o metric.Observer) error {
 	}
 	o.ObserveInt64(ob.reloads, int64(s.Reload.Successes), metric.WithAttributes(attrReloadResult.String("success")))
 	o.ObserveInt64(ob.reloads, int64(s.Reload.Failures), metric.WithAttributes(attrReloadResult.String("failure")))
+	if f := s.Fleet; f != nil {
+		o.ObserveInt64(ob.fleetOutages, f.Outages)
+		healthy := int64(0)
+		if f.Healthy {
+			healthy = 1
+		}
+		o.ObserveInt64(ob.fleetHealthy, healthy)
+	}
 	return nil
 }
 

@@ -128,7 +128,16 @@ func (f *fleetLimiter) take(ctx context.Context, l *limiter, endpoint, key strin
 		maxWait = min(maxWait, deadline.Sub(now))
 	}
 	sk := storeKey(endpoint, key)
-	r, err := f.reserve(ctx, sk, max(maxWait, 0))
+	limit := f.limit
+	if l.adaptive != nil {
+		// The fleet admits at this Manager's adapted rate (the store may
+		// hold a lower one that another Manager shared).
+		limit.Rate = math.Min(limit.Rate, float64(l.bucketByKey(key, f.m.now).lim.Limit()))
+	}
+	r, err := f.reserve(ctx, sk, limit, max(maxWait, 0))
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // the caller gave up: not the store's failure
+	}
 	if err != nil {
 		f.m.logger.Warn("connmgr: rate-limit store failed; using the local limit", "endpoint", endpoint, "error", safeString(err))
 		return l.take(ctx, l.bucketByKey(key, f.m.now), endpoint, deadline, f.m.now)
@@ -148,23 +157,30 @@ func (f *fleetLimiter) take(ctx context.Context, l *limiter, endpoint, key strin
 	return nil
 }
 
-func (f *fleetLimiter) reserve(ctx context.Context, key string, maxWait time.Duration) (r Reservation, err error) {
+func (f *fleetLimiter) reserve(ctx context.Context, key string, limit Limit, maxWait time.Duration) (r Reservation, err error) {
 	defer f.m.recovered("RateLimitStore", "Reserve", &err)
-	rctx, cancel := context.WithTimeout(ctx, fleetTimeout)
+	rctx, cancel := context.WithTimeout(ctx, f.m.storeTimeout())
 	defer cancel()
-	return f.store.Reserve(rctx, key, f.limit, maxWait)
+	return f.store.Reserve(rctx, key, limit, maxWait)
 }
 
 func (f *fleetLimiter) cancel(key string, r Reservation) {
 	defer f.m.recovered("RateLimitStore", "Cancel", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
 	defer cancel()
 	_ = f.store.Cancel(ctx, key, f.limit, r)
 }
 
-// feedback pauses the fleet's bucket on a 429 with Retry-After.
-func (f *fleetLimiter) feedback(l *limiter, endpoint, key string, resp *http.Response, now time.Time) {
-	if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+// feedback pauses the fleet's bucket on a 429 with Retry-After and, with
+// adaptive on, adapts this Manager's rate and shares a decrease.
+func (f *fleetLimiter) feedback(l *limiter, endpoint, key string, resp *http.Response, latency time.Duration, now time.Time) {
+	if resp == nil {
+		return
+	}
+	if l.adaptive != nil {
+		f.adapt(l, storeKey(endpoint, key), l.bucketByKey(key, f.m.now), resp, latency, now)
+	}
+	if resp.StatusCode != http.StatusTooManyRequests {
 		return
 	}
 	d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now)
@@ -175,7 +191,28 @@ func (f *fleetLimiter) feedback(l *limiter, endpoint, key string, resp *http.Res
 		d = l.pauseCap
 	}
 	defer f.m.recovered("RateLimitStore", "Pause", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
 	defer cancel()
 	_ = f.store.Pause(ctx, storeKey(endpoint, key), now.Add(d))
+}
+
+// adapt moves the rate of this Manager's bucket for key (its adaptive
+// state; the fleet's tokens are in the store) and, when it went down and
+// the store can share it (FleetRateLowerer), holds the whole fleet at
+// the lower rate for as long as this Manager would take to climb back.
+func (f *fleetLimiter) adapt(l *limiter, sk string, b *bucket, resp *http.Response, latency time.Duration, now time.Time) {
+	before := float64(b.lim.Limit())
+	l.adapt(b, resp, latency, now)
+	after := float64(b.lim.Limit())
+	lw, ok := f.store.(FleetRateLowerer)
+	if !ok || !(after < before) {
+		return
+	}
+	p := l.adaptive
+	hold := p.interval * time.Duration(math.Ceil((p.max-after)/p.step))
+	hold = min(max(hold, time.Second), 5*time.Minute)
+	defer f.m.recovered("RateLimitStore", "LowerRate", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
+	defer cancel()
+	_ = lw.LowerRate(ctx, sk, after, now.Add(hold))
 }

@@ -171,6 +171,7 @@ func compile(cfg Config) (*compiledConfig, error) {
 	checkFallbacks(&p, cfg, original, out)
 	checkBreakerGroups(&p, original, out)
 	validateRedact(&p, cfg.Redact)
+	validateRedis(&p, cfg.Redis)
 	if err := p.err(); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,9 @@ type Stats struct {
 	Endpoints map[string]EndpointStats `json:"endpoints"`
 	// Reload counts config reloads, from Reload and from Watch.
 	Reload ReloadStats `json:"reload"`
+	// Fleet is the health of the fleet store (fleet.go), when the store
+	// reports one; nil without a fleet.
+	Fleet *FleetStats `json:"fleet,omitempty"`
 	// Plugins holds the numbers of each plugin that reports some (a
 	// StatsPlugin, such as the cache), by plugin name.
 	Plugins map[string]any `json:"plugins,omitempty"`
@@ -230,6 +233,7 @@ func (m *Manager) Stats() Stats {
 	}
 	s.Endpoints[defaultKey] = t.def.snapshot(now)
 	s.Reload = m.reloadStats()
+	s.Fleet = m.fleetStats()
 	s.Plugins = m.pluginStats(m.chain.Load().plugins)
 
 	m.fillWindows(&s, t, now)

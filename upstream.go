@@ -50,7 +50,8 @@ type breakerFleet struct {
 	once    sync.Once
 }
 
-// fleetTimeout bounds each call to a store.
+// fleetTimeout bounds each call to a store, unless the redis block gives
+// the store a longer deadline of its own (storeTimeout).
 const fleetTimeout = 100 * time.Millisecond
 
 func newBreakerFleet(m *Manager, store BreakerStore, origin string) *breakerFleet {
@@ -91,7 +92,7 @@ func (f *breakerFleet) publishLoop() {
 }
 
 func (f *breakerFleet) send(s BreakerSignal) {
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
 	defer cancel()
 	var err error
 	func() {
@@ -128,13 +129,15 @@ func (f *breakerFleet) receive(s BreakerSignal) {
 }
 
 // acquireProbe asks the fleet for one of its half-open probe slots. A
-// store that fails or panics refuses the probe.
+// store that fails (Redis down) leaves the probe to the local half-open
+// rules, so a breaker never stays open for want of a store; one that
+// panics refuses it.
 func (f *breakerFleet) acquireProbe(endpoint, upstream string, window time.Duration, maxProbes int) (ok bool) {
 	defer f.m.recovered("BreakerStore", "AcquireProbe", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.m.storeTimeout())
 	defer cancel()
 	got, err := f.store.AcquireProbe(ctx, endpoint, upstream, window, maxProbes)
-	return err == nil && got
+	return err != nil || got
 }
 
 // close stops the subscription and the publisher, waiting for it.

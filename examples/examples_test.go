@@ -165,6 +165,11 @@ var want = map[string][]string{
 		`(?m)^  \[[^]]+\] GET /hang: abandoned \(context canceled\)\n(?s:.*)GET /hang: abandoned \(context canceled\)`,
 		`(?m)^  in flight now: 0\n(?s:.*)^  in flight now: 0$`,
 	},
+	"fleet_quota": {
+		`(?m)^second 3: replica-1 +\d+, replica-2 +\d+, replica-3 +\d+, fleet +\d+/s$`,
+		`(?m)^fleet: \d+ calls in 3s; within 5% of the quota: true$`,
+		`(?m)^every replica got within 25% of an equal share: true$`,
+	},
 	"lb_round_robin": {
 		`(?m)^Request 0: 200 "data from api1", sent to api1 as /data/0 \(the caller's URL is still http://api/data/0\)$`,
 		`(?m)^Request 1: 200 "data from api2", sent to api2 as /data/1 `,
@@ -215,6 +220,10 @@ var want = map[string][]string{
 	},
 }
 
+// needsRedis names the examples that start a redis-server (or use
+// $REDIS_URL).
+var needsRedis = map[string]bool{"fleet_quota": true}
+
 func TestExamples(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs every example; skipped with -short")
@@ -256,6 +265,14 @@ func TestExamples(t *testing.T) {
 
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
+			if needsRedis[name] && os.Getenv("REDIS_URL") == "" {
+				if _, err := exec.LookPath("redis-server"); err != nil {
+					if os.Getenv("CI") != "" {
+						t.Fatal("redis-server not found: .ci/run installs it")
+					}
+					t.Skip("SKIPPING: redis-server not found in PATH: install it (apt-get install -y redis-server) to run this example")
+				}
+			}
 			t.Parallel()
 			patterns, ok := want[name]
 			if !ok {

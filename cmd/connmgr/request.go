@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/connmgr/connmgr"
+	"github.com/connmgr/connmgr/redisstore"
 )
 
 // requestOptions are the flags of get, head, post, put, delete and request.
@@ -183,7 +184,8 @@ func runRequest(name, method string, args []string, stdin io.Reader, stdout, std
 			return configError(cmd, err, stderr)
 		}
 	}
-	m, err := connmgr.New(cfg)
+	// A redis block in the file opens the fleet store (fleet mode).
+	m, err := connmgr.New(cfg, connmgr.WithFleetConnector(redisstore.Connect))
 	if err != nil {
 		return configError(cmd, err, stderr)
 	}
