@@ -27,20 +27,21 @@ const maxAttemptAttrSets = 4096
 // does not allocate. The names, units and attributes are documented in
 // docs/observability.md.
 type otelMetrics struct {
-	requestDuration metric.Float64Histogram   // http.client.request.duration, per attempt
-	activeRequests  metric.Int64UpDownCounter // http.client.active_requests
-	calls           metric.Int64Counter       // connmgr.client.calls
-	retries         metric.Int64Counter       // connmgr.client.retries
-	refusals        metric.Int64Counter       // connmgr.client.refusals
-	limiterWait     metric.Float64Histogram   // connmgr.client.limiter.wait
-	transitions     metric.Int64Counter       // connmgr.client.breaker.transitions
-	registration    metric.Registration       // the observable instruments' callback
-	unregisterOnce  sync.Once                 //
-	errs            []error                   // instrument creation errors (kept for tests)
-	observables     observableInstruments     //
-	byEndpoint      sync.Map                  // endpoint key → *endpointInstruments
-	attemptMu       sync.Mutex                // guards attempts
-	attempts        map[attemptKey]*attemptInstruments
+	requestDuration   metric.Float64Histogram   // http.client.request.duration, per attempt
+	activeRequests    metric.Int64UpDownCounter // http.client.active_requests
+	calls             metric.Int64Counter       // connmgr.client.calls
+	retries           metric.Int64Counter       // connmgr.client.retries
+	refusals          metric.Int64Counter       // connmgr.client.refusals
+	limiterWait       metric.Float64Histogram   // connmgr.client.limiter.wait
+	transitions       metric.Int64Counter       // connmgr.client.breaker.transitions
+	registration      metric.Registration       // the observable instruments' callback
+	cacheRegistration metric.Registration       // the cache instruments' callback (otel_cache.go)
+	unregisterOnce    sync.Once                 //
+	errs              []error                   // instrument creation errors (kept for tests)
+	observables       observableInstruments     //
+	byEndpoint        sync.Map                  // endpoint key → *endpointInstruments
+	attemptMu         sync.Mutex                // guards attempts
+	attempts          map[attemptKey]*attemptInstruments
 }
 
 // observableInstruments read Manager.Stats() at each collection.
@@ -174,6 +175,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 		ob.upHealth, ob.upEjected, ob.upEjections)
 	keep(err)
 	om.registration = reg
+	om.cacheRegistration = registerCacheMetrics(m, meter, keep) // otel_cache.go
 	if len(om.errs) > 0 {
 		m.logger.Warn("connmgr: some OpenTelemetry instruments could not be created", "errors", len(om.errs), "error", om.errs[0].Error())
 	}
@@ -184,6 +186,9 @@ func (om *otelMetrics) unregister() {
 	om.unregisterOnce.Do(func() {
 		if om.registration != nil {
 			_ = om.registration.Unregister()
+		}
+		if om.cacheRegistration != nil {
+			_ = om.cacheRegistration.Unregister()
 		}
 	})
 }
