@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -203,3 +204,30 @@ func TestCacheMarksCallsOnlyWhenObserved(t *testing.T) {
 type countingObserver struct{}
 
 func (countingObserver) StartCall(*connmgr.CallEvent) connmgr.CallObserver { return nil }
+
+// TestOTelCacheStaleServedSpan: a stale response served (here as the
+// request's max-stale allows) leaves a call span marked stale, with the
+// reason, and no attempt.
+func TestOTelCacheStaleServedSpan(t *testing.T) {
+	srv := connmgrtest.NewServer(connmgrtest.Step{Body: "cached", Header: http.Header{"Cache-Control": {"max-age=60"}}})
+	defer srv.Close()
+	s := newOTelSetup(t)
+	clk := newClock()
+	s.c.now = clk.Now
+	s.get(t, srv.URL+"/a")
+	clk.Advance(2 * time.Minute)
+	s.spans.Reset()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/a", nil)
+	require.NoError(t, err)
+	req.Header.Set("Cache-Control", "max-stale")
+	resp, err := s.m.RoundTrip(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Contains(t, resp.Header.Get("Cache-Status"), "detail=max-stale")
+	spans := s.spans.GetSpans()
+	require.Len(t, spans, 1, "one call span, no attempt")
+	a := attrs(spans[0].Attributes)
+	assert.Equal(t, "stale", a["connmgr.cache.status"].AsString())
+	assert.Equal(t, "max-stale", a["connmgr.cache.detail"].AsString())
+	assert.Equal(t, int64(1), srv.Count())
+}
