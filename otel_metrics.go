@@ -27,21 +27,22 @@ const maxAttemptAttrSets = 4096
 // does not allocate. The names, units and attributes are documented in
 // docs/observability.md.
 type otelMetrics struct {
-	requestDuration   metric.Float64Histogram   // http.client.request.duration, per attempt
-	activeRequests    metric.Int64UpDownCounter // http.client.active_requests
-	calls             metric.Int64Counter       // connmgr.client.calls
-	retries           metric.Int64Counter       // connmgr.client.retries
-	refusals          metric.Int64Counter       // connmgr.client.refusals
-	limiterWait       metric.Float64Histogram   // connmgr.client.limiter.wait
-	transitions       metric.Int64Counter       // connmgr.client.breaker.transitions
-	registration      metric.Registration       // the observable instruments' callback
-	cacheRegistration metric.Registration       // the cache instruments' callback (otel_cache.go)
-	unregisterOnce    sync.Once                 //
-	errs              []error                   // instrument creation errors (kept for tests)
-	observables       observableInstruments     //
-	byEndpoint        sync.Map                  // endpoint key → *endpointInstruments
-	attemptMu         sync.Mutex                // guards attempts
-	attempts          map[attemptKey]*attemptInstruments
+	requestDuration metric.Float64Histogram   // http.client.request.duration, per attempt
+	activeRequests  metric.Int64UpDownCounter // http.client.active_requests
+	calls           metric.Int64Counter       // connmgr.client.calls
+	retries         metric.Int64Counter       // connmgr.client.retries
+	refusals        metric.Int64Counter       // connmgr.client.refusals
+	limiterWait     metric.Float64Histogram   // connmgr.client.limiter.wait
+	transitions     metric.Int64Counter       // connmgr.client.breaker.transitions
+	registration    metric.Registration       // the observable instruments' callback
+	unregisterOnce  sync.Once                 //
+	errs            []error                   // instrument creation errors (kept for tests)
+	observables     observableInstruments     //
+	byEndpoint      sync.Map                  // endpoint key → *endpointInstruments
+	attemptMu       sync.Mutex                // guards attempts
+	attempts        map[attemptKey]*attemptInstruments
+
+	cacheRegistration metric.Registration // the cache instruments' callback (otel_cache.go)
 }
 
 // observableInstruments read Manager.Stats() at each collection.
