@@ -231,3 +231,27 @@ func TestOTelCacheStaleServedSpan(t *testing.T) {
 	assert.Equal(t, "max-stale", a["connmgr.cache.detail"].AsString())
 	assert.Equal(t, int64(1), srv.Count())
 }
+
+// TestOTelCacheSpansHaveNoSecrets: the call spans of a miss and of a hit
+// carry the URL redacted, as every span does.
+func TestOTelCacheSpansHaveNoSecrets(t *testing.T) {
+	srv := connmgrtest.NewServer(connmgrtest.Step{Body: "cached", Header: http.Header{"Cache-Control": {"max-age=60"}}})
+	defer srv.Close()
+	s := newOTelSetup(t)
+	u := "http://alice:hunter2@" + srv.Addr() + "/a?api_key=sk_live_123&page=2"
+	s.get(t, u)
+	require.Contains(t, s.get(t, u).Header.Get("Cache-Status"), "hit")
+	spans := s.spans.GetSpans()
+	require.Len(t, spans, 3)
+	for _, sp := range spans {
+		for _, kv := range sp.Attributes {
+			v := kv.Value.Emit()
+			for _, secret := range []string{"hunter2", "sk_live_123"} {
+				assert.NotContains(t, v, secret, "%s of %s", kv.Key, sp.Name)
+			}
+		}
+		if sp.Name == "connmgr GET" {
+			assert.Equal(t, "http://REDACTED@"+srv.Addr()+"/a?api_key=REDACTED&page=2", attrs(sp.Attributes)["url.full"].AsString())
+		}
+	}
+}
