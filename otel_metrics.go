@@ -41,6 +41,8 @@ type otelMetrics struct {
 	byEndpoint      sync.Map                  // endpoint key → *endpointInstruments
 	attemptMu       sync.Mutex                // guards attempts
 	attempts        map[attemptKey]*attemptInstruments
+
+	cacheRegistration metric.Registration // the cache instruments' callback (otel_cache.go)
 }
 
 // observableInstruments read Manager.Stats() at each collection.
@@ -182,6 +184,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 		ob.upHealth, ob.upEjected, ob.upEjections, ob.fleetOutages, ob.fleetHealthy)
 	keep(err)
 	om.registration = reg
+	om.cacheRegistration = registerCacheMetrics(m, meter, keep) // otel_cache.go
 	if len(om.errs) > 0 {
 		m.logger.Warn("connmgr: some OpenTelemetry instruments could not be created", "errors", len(om.errs), "error", om.errs[0].Error())
 	}
@@ -192,6 +195,9 @@ func (om *otelMetrics) unregister() {
 	om.unregisterOnce.Do(func() {
 		if om.registration != nil {
 			_ = om.registration.Unregister()
+		}
+		if om.cacheRegistration != nil {
+			_ = om.cacheRegistration.Unregister()
 		}
 	})
 }

@@ -108,6 +108,9 @@ func (o *otelObserver) StartCall(ev *CallEvent) CallObserver {
 	if mt != nil {
 		c.ep = mt.endpoint(ev.Endpoint)
 	}
+	if cacheStatusUsed.Load() {
+		c.readCacheMark(ev.Context) // cache_observe.go
+	}
 	if tr == nil {
 		return c
 	}
@@ -122,6 +125,9 @@ func (o *otelObserver) StartCall(ev *CallEvent) CallObserver {
 		)
 		if !known {
 			c.span.SetAttributes(attrMethodOriginal.String(ev.Request.Method))
+		}
+		if c.cacheStatus != "" {
+			c.span.SetAttributes(cacheSpanAttrs(c.cacheStatus)...)
 		}
 	}
 	return c
@@ -178,6 +184,8 @@ type otelCall struct {
 	lastAt   time.Time // the latest end seen, for the span's end
 	refusal  Refusal   // the latest refusal
 	backoffs time.Duration
+
+	cacheStatus string // a cache's mark on the call (WithCacheStatus)
 }
 
 // Refused records a local refusal: an event on the call span, and the
@@ -315,7 +323,7 @@ func (c *otelCall) End(ev CallEndEvent) {
 		}
 		if status > 0 {
 			attrs = append(attrs, attrStatus.Int(status))
-			if cs := ev.Response.Header.Get("Cache-Status"); cs != "" {
+			if cs := ev.Response.Header.Get("Cache-Status"); cs != "" && c.cacheStatus == "" {
 				attrs = append(attrs, attrCacheStatus.String(cacheStatus(cs)))
 			}
 		}

@@ -1,6 +1,10 @@
 package cache
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/connmgr/connmgr"
+)
 
 // Stats are a cache's numbers since New: plain data for logs, JSON and
 // tests. Manager.Stats includes them under Plugins["cache"].
@@ -69,3 +73,13 @@ func (c *Cache) Stats() Stats {
 
 // PluginStats is Stats, for connmgr.Manager.Stats.
 func (c *Cache) PluginStats() any { return c.Stats() }
+
+// CacheStats is s in the shape the Manager's metrics and the status page
+// read (connmgr.CacheStatsReporter).
+func (s Stats) CacheStats() connmgr.CacheStats {
+	return connmgr.CacheStats{
+		Hits: s.Hits, Misses: s.Misses, Revalidated: s.Revalidated, Replaced: s.Replaced,
+		StaleWhileRevalidate: s.StaleWhileRevalidate, StaleIfError: s.StaleIfError,
+		Coalesced: s.Coalesced, Evictions: s.Evictions, Bytes: s.Bytes, Entries: s.Entries,
+	}
+}

@@ -20,6 +20,13 @@ type transport struct {
 // otherwise sends it on (coalesced with concurrent misses for the same
 // URI), storing the response while the caller reads it.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if m := t.observed(); m != nil {
+		return t.observe(m, req)
+	}
+	return t.roundTrip(req)
+}
+
+func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 	c := t.c
 	if c.closed.Load() {
 		return t.next.RoundTrip(req)
@@ -66,7 +73,7 @@ func (t *transport) forwardOther(req *http.Request, method string) (*http.Respon
 
 func (t *transport) forward(req *http.Request, st cacheStatus) (*http.Response, error) {
 	t.c.stats.bypassed.Add(1)
-	resp, err := sane(t.next.RoundTrip(req))
+	resp, err := sane(t.next.RoundTrip(t.mark(req, st.fwd)))
 	if err == nil {
 		st.fwdStatus = resp.StatusCode
 		addStatus(resp.Header, t.c.cfg.Name, st)
@@ -121,7 +128,7 @@ func (t *transport) lookup(req *http.Request, method string, s *settings) (*http
 		c.stats.misses.Add(1)
 	}
 	if method == http.MethodHead && !callerConditional(req) {
-		return t.head(req, key, e, vs, fwd, &rcc, s)
+		return t.head(t.mark(req, fwd), key, e, vs, fwd, &rcc, s)
 	}
 	if method == http.MethodHead || callerConditional(req) {
 		resp, err := t.forward(req, cacheStatus{fwd: fwd})
@@ -131,7 +138,7 @@ func (t *transport) lookup(req *http.Request, method string, s *settings) (*http
 		}
 		return resp, err
 	}
-	return t.fetch(req, key, e, vs, fwd, &rcc, s, !c.cfg.DisableCoalescing)
+	return t.fetch(t.mark(req, fwd), key, e, vs, fwd, &rcc, s, !c.cfg.DisableCoalescing)
 }
 
 // keyFor returns the primary key of req. In TTL mode a method other than

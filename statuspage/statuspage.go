@@ -12,7 +12,10 @@
 // health (Manager.Health: the active check's status, last check and last
 // error), outlier ejections and whether it is ejected now, the attempts
 // in flight and the EWMA latency, and above all endpoints the overall
-// health. The same data is JSON when the request asks for it (an
+// health. With a cache plugin (package cache), it shows the cache's hit
+// ratio and numbers (Manager.CacheStats: hits, misses, validations,
+// stale served, coalesced, bytes and entries held, evictions) for the
+// whole Manager: a cache does not count by endpoint. The same data is JSON when the request asks for it (an
 // Accept header naming application/json, or ?format=json).
 //
 // The HTML page is self-contained: no script, no external asset, one
@@ -70,6 +73,9 @@ type Page struct {
 	// Config is Manager.RunningConfig, secrets redacted, in the same
 	// shape as a config file (durations as strings such as "10s").
 	Config json.RawMessage `json:"config"`
+	// Caches has the numbers of the Manager's cache plugins
+	// (Manager.CacheStats) and their hit ratios, by plugin name.
+	Caches map[string]CacheSection `json:"caches,omitempty"`
 }
 
 // Handler returns the status page of m. It answers GET and HEAD only.
@@ -89,14 +95,17 @@ func Handler(m *connmgr.Manager) http.Handler {
 		stats := m.Stats()
 		health := m.Health()
 		cfg := m.RunningConfig()
+		caches := m.CacheStats()
 		if wantsJSON(r) {
-			serveJSON(w, now, stats, health, cfg)
+			serveJSON(w, now, stats, health, cfg, caches)
 			return
 		}
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Type", "text/html; charset=utf-8")
-		if err := pageTemplate.Execute(w, buildView(now, stats, health, cfg)); err != nil {
+		v := buildView(now, stats, health, cfg)
+		v.Caches = cacheViews(caches)
+		if err := pageTemplate.Execute(w, v); err != nil {
 			// Headers are out: all that is left is to stop writing.
 			return
 		}
@@ -110,12 +119,12 @@ func wantsJSON(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
-func serveJSON(w http.ResponseWriter, now time.Time, s connmgr.Stats, health connmgr.HealthReport, cfg connmgr.Config) {
+func serveJSON(w http.ResponseWriter, now time.Time, s connmgr.Stats, health connmgr.HealthReport, cfg connmgr.Config, caches map[string]connmgr.CacheStats) {
 	raw, err := connmgr.MarshalConfig(cfg, "json")
 	if err != nil {
 		raw = []byte("null")
 	}
-	p := Page{Generated: now.UTC(), Stats: s, Health: health, Config: json.RawMessage(raw)}
+	p := Page{Generated: now.UTC(), Stats: s, Health: health, Config: json.RawMessage(raw), Caches: cacheSections(caches)}
 	if !s.Started.IsZero() {
 		p.Uptime = now.Sub(s.Started)
 	}
@@ -141,6 +150,8 @@ type view struct {
 	Health    []healthView
 	Endpoints []endpointView
 	Config    string
+	// Caches are the Manager's cache plugins (statuspage/cache.go).
+	Caches []cacheView
 }
 
 type endpointView struct {

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/connmgr/connmgr"
+	"github.com/connmgr/connmgr/cache"
 	"github.com/connmgr/connmgr/connmgrtest"
 	"github.com/connmgr/connmgr/statuspage"
 )
@@ -76,7 +77,7 @@ func liveManager(t *testing.T) (m *connmgr.Manager, bad, good *connmgrtest.Serve
 	m, err := connmgr.New(connmgr.Config{
 		Endpoints: map[string]connmgr.EndpointConfig{
 			bad.Addr():  {Retry: one, CircuitBreaker: connmgr.BreakerConfig{ConsecutiveFailures: 3, RecoveryTimeout: time.Minute}, Auth: connmgr.AuthConfig{BearerToken: "tok-secret-456"}},
-			good.Addr(): {Retry: one, RateLimit: connmgr.RateLimitConfig{Rate: 100, Per: time.Second, Burst: 50}},
+			good.Addr(): {Retry: one, RateLimit: connmgr.RateLimitConfig{Rate: 100, Per: time.Second, Burst: 50}, Cache: connmgr.CacheConfig{TTL: time.Minute}},
 			"payments": {
 				Upstreams:        []connmgr.UpstreamConfig{{URL: good.URL}, {URL: lb.sick.URL}, {URL: lb.flaky.URL}},
 				Retry:            one,
@@ -90,6 +91,13 @@ func liveManager(t *testing.T) (m *connmgr.Manager, bad, good *connmgrtest.Serve
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Use(c); err != nil {
+		t.Fatal(err)
+	}
 	call := func(u string) {
 		if resp, err := m.Get(context.Background(), u); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
@@ -100,6 +108,9 @@ func liveManager(t *testing.T) (m *connmgr.Manager, bad, good *connmgrtest.Serve
 		call(bad.URL + "/v1/charge")
 	}
 	for i := range 40 {
+		call(fmt.Sprintf("%s/v1/items/%d", good.URL, i))
+	}
+	for i := range 10 { // the good endpoint caches for a minute: hits
 		call(fmt.Sprintf("%s/v1/items/%d", good.URL, i))
 	}
 	if st := m.Stats().Endpoints[bad.Addr()].Breaker.State; st != connmgr.BreakerOpen {
@@ -178,6 +189,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatalf("log.enable: %v", err)
 	}
 
+	wantRatio := fmt.Sprintf("%.1f%%", 100*m.CacheStats()["cache"].HitRatio())
 	badRow := chromedp.CSS(fmt.Sprintf(`tr[data-upstream="%s"]`, bad.Addr()))
 	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(badRow)); err != nil {
 		t.Fatalf("loading the page: %v", err)
@@ -202,6 +214,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	sickStatus := text(fmt.Sprintf(`table.balanced tr[data-upstream="%s"] td:nth-child(2)`, lb.sick.URL))
 	flakyStatus := text(fmt.Sprintf(`table.balanced tr[data-upstream="%s"] td:nth-child(2)`, lb.flaky.URL))
 	overall := text(`#health-overall`)
+	hitRatio := text(`div[data-cache="cache"] .hit-ratio`)
 	config, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.CSS(`#config`)))
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +262,9 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if strings.TrimSpace(sickStatus) != "down" || strings.TrimSpace(flakyStatus) != "down" {
 		t.Errorf("the unhealthy and the ejected upstream read %q and %q in the status column, want both down", sickStatus, flakyStatus)
+	}
+	if hitRatio != wantRatio || hitRatio == "0.0%" {
+		t.Errorf("the cache's hit ratio reads %q, want %q (and not 0)", hitRatio, wantRatio)
 	}
 	if !strings.Contains(overall, "degraded") {
 		t.Errorf("the overall health reads %q, want degraded", overall)
