@@ -238,7 +238,8 @@ func (a *attempt) takeToken() error {
 		return err
 	}
 	start := time.Time{}
-	if c.obs != nil {
+	observed := c.observer() != nil
+	if observed {
 		start = c.m.now()
 	}
 	if l.fleet != nil {
@@ -248,7 +249,7 @@ func (a *attempt) takeToken() error {
 		a.bk = l.bucketByKey(key, c.m.now)
 		err = l.take(c.ctx, a.bk, c.ep.key, c.deadline, c.m.now)
 	}
-	if c.obs != nil {
+	if observed {
 		a.waited = c.m.since(start)
 	}
 	return err
@@ -314,8 +315,8 @@ func refusalKind(r Refusal) error {
 func (a *attempt) send() (*http.Response, error) {
 	c := a.c
 	a.prepare()
-	if c.obs != nil {
-		a.observeStart()
+	if o := c.observer(); o != nil {
+		a.observeStart(o)
 	}
 	c.attempts++
 	resp, err := c.m.transportRoundTrip(c.ep, a.req)

@@ -166,8 +166,8 @@ func (a *attempt) retry(resp *http.Response, err error, wait time.Duration, toke
 		a.discard(resp)
 	}
 	c.ep.stats.retries.Add(1)
-	if c.obs != nil {
-		c.m.observeRetry(c.obs, RetryEvent{Attempt: a.n, Reason: reason, StatusCode: statusOf(resp), Err: err, Wait: wait})
+	if o := c.observer(); o != nil {
+		c.m.observeRetry(o, RetryEvent{Attempt: a.n, Reason: reason, StatusCode: statusOf(resp), Err: err, Wait: wait})
 	}
 	c.m.logRetry(c.ctx, c.ep, c.req, a.n, int(c.lastStatus), err, wait)
 	if werr := sleepCtx(c.ctx, wait); werr != nil {
@@ -241,7 +241,7 @@ func (a *attempt) admitRetry(retryAfter time.Duration, resp *http.Response) (tim
 	if !token.ok() {
 		ep.stats.budgetExhausted.Add(1)
 		c.budgetRef = true
-		if c.obs != nil {
+		if c.observer() != nil {
 			c.refusalSeen(a.n+1, "", RefusedRetryBudget, ErrRetryBudgetExhausted)
 		}
 	}

@@ -26,7 +26,7 @@ type call struct {
 	req   *http.Request // the caller's; never written to
 	ctx   context.Context
 	chain *hookChain
-	obs   CallObserver // nil: nothing observes this call
+	side  *callSide // what only observed calls need (call_side.go); nil: none
 
 	start    time.Time
 	deadline time.Time // zero: none
@@ -63,7 +63,6 @@ type call struct {
 	// ending the last attempt needs once the caller is done with it.
 	bodyRC     io.ReadCloser
 	bodyCancel context.CancelFunc
-	bodyObs    AttemptObserver
 
 	// firstReq is the first attempt's request when no hook ran (see
 	// plainRequest): held here, it costs no allocation of its own.
@@ -155,7 +154,7 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 		c.values, c.hookMu = make(map[string]any), new(sync.Mutex)
 	}
 	if len(m.observers) > 0 {
-		c.obs = m.startObserving(c)
+		m.startObserving(c)
 	}
 }
 
@@ -264,8 +263,8 @@ func (c *call) fail(kind, cause error) (*http.Response, error) {
 
 // end reports the end of the call to its observer.
 func (c *call) end(resp *http.Response, err error, fallback bool) {
-	if c.obs != nil {
-		c.m.observeCallEnd(c.obs, CallEndEvent{Response: resp, Err: err, Attempts: int(c.attempts), Fallback: fallback, Duration: c.m.since(c.start)})
+	if o := c.observer(); o != nil {
+		c.m.observeCallEnd(o, CallEndEvent{Response: resp, Err: err, Attempts: int(c.attempts), Fallback: fallback, Duration: c.m.since(c.start)})
 	}
 }
 
@@ -388,8 +387,8 @@ func (c *call) answerRefused(resp *http.Response) (*http.Response, error) {
 
 // refusalSeen reports a local refusal to the observer.
 func (c *call) refusalSeen(n int, upstream string, reason Refusal, err error) {
-	if c.obs != nil {
-		c.m.observeRefused(c.obs, RefusalEvent{Endpoint: c.ep.key, Upstream: upstream, Reason: reason, Attempt: n, Err: err, At: c.m.now()})
+	if o := c.observer(); o != nil {
+		c.m.observeRefused(o, RefusalEvent{Endpoint: c.ep.key, Upstream: upstream, Reason: reason, Attempt: n, Err: err, At: c.m.now()})
 	}
 }
 
