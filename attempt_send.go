@@ -29,7 +29,7 @@ func (a *attempt) prepare() {
 			a.deadline = d
 		}
 	}
-	parent := c.ctx
+	parent := c.req.Context()
 	if a.hooked != nil {
 		parent = a.hooked.Context()
 	}
@@ -58,7 +58,7 @@ func (a *attempt) prepare() {
 
 // attemptContext returns the per-try context and sets a.cancel.
 func (a *attempt) attemptContext(parent context.Context) context.Context {
-	ctx := a.c.ctx
+	ctx := a.c.req.Context()
 	var actx context.Context
 	if d, ok := ctx.Deadline(); ok && parent == ctx && !a.deadline.IsZero() && !d.After(a.deadline) {
 		// The caller's own deadline comes first: it is the per-try
@@ -95,7 +95,7 @@ func (c *call) plainRequest(actx context.Context, body io.ReadCloser, first bool
 	}
 	r.Body, r.GetBody = body, c.getBody
 	switch {
-	case !c.chain.empty():
+	case !c.hooks().empty():
 		// Hooks may change the header and the URL in place: the attempt
 		// gets deep copies.
 		r.Header = req.Header.Clone()
@@ -284,7 +284,7 @@ func (a *attempt) discard(resp *http.Response) {
 }
 
 func isNoCancel(a *attempt) bool {
-	return a.req != nil && a.req.Context() == a.c.ctx
+	return a.req != nil && a.req.Context() == a.c.req.Context()
 }
 
 // discardBody drains and closes a response nobody will read.

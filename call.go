@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,12 +20,10 @@ import (
 // Manager and the endpoint (released once, by finish). Its attempts are
 // values of their own (attempt.go).
 type call struct {
-	m     *Manager
-	ep    *endpoint
-	req   *http.Request // the caller's; never written to
-	ctx   context.Context
-	chain *hookChain
-	side  *callSide // what only observed calls need (call_side.go); nil: none
+	m    *Manager
+	ep   *endpoint
+	req  *http.Request // the caller's; never written to (its context is the call's)
+	side *callSide     // what only calls with observers or hooks need (call_side.go); nil: none
 
 	start    time.Time
 	deadline time.Time // zero: none
@@ -47,12 +44,6 @@ type call struct {
 	// The body, replayed through getBody.
 	body    io.ReadCloser
 	getBody func() (io.ReadCloser, error)
-
-	// values is the hook Values map. Hooks of one call never run at the
-	// same time (hookMu), so the map needs no lock of its own even when
-	// attempts overlap (hedging). Both are made only when there are hooks.
-	values map[string]any
-	hookMu *sync.Mutex
 
 	// lb holds what a load-balanced call keeps across attempts (the
 	// upstreams tried, the first attempt's URL), made at its first pick:
@@ -138,20 +129,21 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 	// c is new, hence zero: set field by field, as a composite literal
 	// assigned through the pointer would be built on the stack and then
 	// copied with write barriers.
-	c.m, c.ep, c.req, c.ctx, c.chain, c.hops = m, ep, req, req.Context(), m.chain.Load(), int32(hops)
+	c.m, c.ep, c.req, c.hops = m, ep, req, int32(hops)
 	c.start, c.maxAttempts, c.timeout = m.callStart(), int32(ep.retry.maxAttempts), ep.timeout
 	total := ep.totalTimeout
-	if o := callOptionsFrom(c.ctx); o != nil {
+	if o := callOptionsFrom(c.req.Context()); o != nil {
 		total = c.applyOptions(o, total)
 	}
 	if total > 0 {
 		c.deadline = c.start.Add(total)
 	}
-	if d, ok := c.ctx.Deadline(); ok && (c.deadline.IsZero() || d.Before(c.deadline)) {
+	if d, ok := c.req.Context().Deadline(); ok && (c.deadline.IsZero() || d.Before(c.deadline)) {
 		c.deadline = d
 	}
-	if !c.chain.empty() {
-		c.values, c.hookMu = make(map[string]any), new(sync.Mutex)
+	if chain := m.chain.Load(); !chain.empty() {
+		s := c.sided()
+		s.chain, s.values = chain, make(map[string]any)
 	}
 	if len(m.observers) > 0 {
 		m.startObserving(c)
@@ -221,7 +213,7 @@ func (c *call) prepareBody() error {
 		c.replayable = false
 		return nil
 	}
-	gb, once, err := bufferBodyUntil(c.ctx, c.deadline, c.body, ep.retry.maxBufferedBody)
+	gb, once, err := bufferBodyUntil(c.req.Context(), c.deadline, c.body, ep.retry.maxBufferedBody)
 	switch {
 	case err != nil:
 		c.body = nil
@@ -282,7 +274,7 @@ func (c *call) finish() {
 // ends the attempt and the call when the caller closes the body.
 func (c *call) answer(a *attempt, areq *http.Request, resp *http.Response, fallback bool) (*http.Response, error) {
 	elapsed := c.m.since(c.start)
-	if !fallback && len(c.chain.responses) > 0 {
+	if !fallback && len(c.hooks().responses) > 0 {
 		r, err := c.runResponseHooks(a, areq, resp, elapsed)
 		if err != nil {
 			if a != nil {
@@ -320,10 +312,10 @@ func (c *call) runResponseHooks(a *attempt, areq *http.Request, resp *http.Respo
 	if a != nil {
 		n = a.n
 	}
-	c.hookMu.Lock()
-	defer c.hookMu.Unlock()
-	rc := &ResponseContext{Request: areq, Response: resp, Endpoint: c.ep.key, Attempt: n, Duration: elapsed, Values: c.values}
-	for _, h := range c.chain.responses {
+	c.side.hookMu.Lock()
+	defer c.side.hookMu.Unlock()
+	rc := &ResponseContext{Request: areq, Response: resp, Endpoint: c.ep.key, Attempt: n, Duration: elapsed, Values: c.side.values}
+	for _, h := range c.hooks().responses {
 		if err := runHook(c.m, c.ep, "OnResponse", h, rc); err != nil {
 			c.lastStatus = int32(resp.StatusCode)
 			discardBody(rc.Response)
@@ -396,13 +388,13 @@ func (c *call) refusalSeen(n int, upstream string, reason Refusal, err error) {
 // limiter, cap, balancer): Retry is false and stays so, Fallback answers
 // the call. It returns the fallback response, or the hook's error.
 func (c *call) refusalHooks(n int, req *http.Request, refusal error) (*http.Response, error) {
-	if len(c.chain.errors) == 0 {
+	if len(c.hooks().errors) == 0 {
 		return nil, nil
 	}
-	c.hookMu.Lock()
-	defer c.hookMu.Unlock()
-	ec := &ErrorContext{Request: req, Err: refusal, Endpoint: c.ep.key, Attempt: n, Values: c.values}
-	for _, h := range c.chain.errors {
+	c.side.hookMu.Lock()
+	defer c.side.hookMu.Unlock()
+	ec := &ErrorContext{Request: req, Err: refusal, Endpoint: c.ep.key, Attempt: n, Values: c.side.values}
+	for _, h := range c.hooks().errors {
 		if err := runHook(c.m, c.ep, "OnError", h, ec); err != nil {
 			return nil, err
 		}

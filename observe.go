@@ -10,9 +10,8 @@ package connmgr
 // event lives in the call's side struct (call_side.go), so a call
 // observed by one observer costs that struct's allocation and no other.
 func (m *Manager) startObserving(c *call) {
-	s := &callSide{}
-	c.side = s
-	s.callEv = CallEvent{Context: c.ctx, Request: c.req, Endpoint: c.ep.key, Start: c.start}
+	s := c.sided()
+	s.callEv = CallEvent{Context: c.req.Context(), Request: c.req, Endpoint: c.ep.key, Start: c.start}
 	var first CallObserver
 	var list multiCallObserver
 	for _, o := range m.observers {
