@@ -105,7 +105,7 @@ func (c *call) plainRequest(actx context.Context, body io.ReadCloser, first bool
 		addHeaders(r.Header, ep.setHeaders, true)
 		u := *req.URL
 		r.URL = &u
-	case c.observer() != nil:
+	case c.observer() != nil && c.side.headers:
 		// Observers may add headers (trace context), and only that: the
 		// attempt gets a header map of its own; its values are shared,
 		// capped so that an Add copies them.

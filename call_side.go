@@ -9,6 +9,7 @@ import "sync"
 type callSide struct {
 	obs     CallObserver    // nil: no observer wanted this call
 	bodyObs AttemptObserver // the observer of the attempt whose body the caller holds
+	headers bool            // an observer may add headers to the attempts (mayWriteHeaders)
 
 	// The events handed to observers by pointer live here, not on the
 	// heap one by one: the call's start, and its first attempt's start

@@ -16,6 +16,9 @@ func (m *Manager) startObserving(c *call) {
 	var list multiCallObserver
 	for _, o := range m.observers {
 		co := m.observeStart(o, &s.callEv)
+		if co != nil && !s.headers {
+			s.headers = mayWriteHeaders(co)
+		}
 		switch {
 		case co == nil:
 		case first == nil:
@@ -31,6 +34,19 @@ func (m *Manager) startObserving(c *call) {
 	} else {
 		s.obs = first
 	}
+}
+
+// headerAdder is implemented by connmgr's own call observers, which
+// know whether they add headers to an attempt (trace context). An
+// observer that does not implement it may: its attempts get a header
+// map of their own to write to.
+type headerAdder interface {
+	addsHeaders() bool
+}
+
+func mayWriteHeaders(co CallObserver) bool {
+	hr, ok := co.(headerAdder)
+	return !ok || hr.addsHeaders()
 }
 
 func (m *Manager) observeStart(o Observer, ev *CallEvent) (co CallObserver) {

@@ -180,6 +180,10 @@ type otelCall struct {
 	backoffs time.Duration
 }
 
+// addsHeaders reports whether the call's attempts get trace context
+// headers: only when tracing is on (metrics alone write none).
+func (c *otelCall) addsHeaders() bool { return c.tracer != nil }
+
 // Refused records a local refusal: an event on the call span, and the
 // refusal counter.
 func (c *otelCall) Refused(ev RefusalEvent) {
