@@ -76,7 +76,7 @@ func (a *attempt) steps() verdict {
 		return final(c.fail(nil, err))
 	}
 	a.body = body
-	if len(c.chain.requests) > 0 {
+	if len(c.hooks().requests) > 0 {
 		if v, done := a.requestHooks(); done {
 			return v
 		}
@@ -95,18 +95,18 @@ func final(resp *http.Response, err error) verdict { return verdict{resp: resp, 
 // done is set when the hooks ended the call (an error, or a response).
 func (a *attempt) requestHooks() (v verdict, done bool) {
 	c := a.c
-	h := c.req.Clone(c.ctx)
+	h := c.req.Clone(c.req.Context())
 	h.Body, h.GetBody = a.body, c.getBody
 	addHeaders(h.Header, c.ep.setHeaders, true)
-	rc := &RequestContext{Request: h, Endpoint: c.ep.key, Attempt: a.n, Values: c.values}
-	c.hookMu.Lock()
+	rc := &RequestContext{Request: h, Endpoint: c.ep.key, Attempt: a.n, Values: c.side.values}
+	c.side.hookMu.Lock()
 	var herr error
-	for _, hook := range c.chain.requests {
+	for _, hook := range c.hooks().requests {
 		if herr = runHook(c.m, c.ep, "OnRequest", hook, rc); herr != nil || rc.Response != nil {
 			break
 		}
 	}
-	c.hookMu.Unlock()
+	c.side.hookMu.Unlock()
 	switch {
 	case herr != nil:
 		closeRequestBody(a.body)
@@ -247,17 +247,18 @@ func (a *attempt) takeToken() error {
 		return err
 	}
 	start := time.Time{}
-	if c.obs != nil {
+	observed := c.observer() != nil
+	if observed {
 		start = c.m.now()
 	}
 	if l.fleet != nil {
 		a.fleetKey, a.fleetTok = key, true
-		err = l.fleet.take(c.ctx, l, c.ep.key, key, c.deadline)
+		err = l.fleet.take(c.req.Context(), l, c.ep.key, key, c.deadline)
 	} else {
 		a.bk = l.bucketByKey(key, c.m.now)
-		err = l.take(c.ctx, a.bk, c.ep.key, c.deadline, c.m.now)
+		err = l.take(c.req.Context(), a.bk, c.ep.key, c.deadline, c.m.now)
 	}
-	if c.obs != nil {
+	if observed {
 		a.waited = c.m.since(start)
 	}
 	return err
@@ -323,8 +324,8 @@ func refusalKind(r Refusal) error {
 func (a *attempt) send() (*http.Response, error) {
 	c := a.c
 	a.prepare()
-	if c.obs != nil {
-		a.observeStart()
+	if o := c.observer(); o != nil {
+		a.observeStart(o)
 	}
 	c.attempts++
 	resp, err := c.m.transportRoundTrip(c.ep, a.req)
@@ -391,7 +392,7 @@ func (a *attempt) settle(resp *http.Response, err error) {
 	}
 	o, cause := outcomeIgnored, error(nil)
 	if !a.ownCancel.Load() {
-		o, cause = breakerOutcome(c.ctx, policy, resp, err, a.deadline, latency)
+		o, cause = breakerOutcome(c.req.Context(), policy, resp, err, a.deadline, latency)
 	}
 	if a.bp.p.b != nil {
 		a.bp.p.done(ep.key, o, cause, now)

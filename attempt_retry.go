@@ -33,7 +33,7 @@ func (a *attempt) decide(resp *http.Response, err error) verdict {
 func (a *attempt) classify(resp *http.Response, err error) (failed, retryable bool, perr error) {
 	c := a.c
 	if err != nil {
-		class := classifyError(c.ctx, err)
+		class := classifyError(c.req.Context(), err)
 		if c.ep.retryPolicy == nil || class == errCallerDone || isPanicOrContract(err) {
 			return true, class == errDial || class == errRetryable, nil
 		}
@@ -56,7 +56,7 @@ func isPanicOrContract(err error) bool {
 
 func (a *attempt) askPolicy(resp *http.Response, err error) (retry bool, perr error) {
 	defer a.c.m.recovered("RetryPolicy", a.c.ep.key, &perr)
-	return a.c.ep.retryPolicy(a.c.ctx, resp, err)
+	return a.c.ep.retryPolicy(a.c.req.Context(), resp, err)
 }
 
 // retryPlan is the decision on a failed attempt, as the error hooks see
@@ -75,7 +75,7 @@ type retryPlan struct {
 // which see that verdict and may change it or answer with a fallback.
 func (a *attempt) failed(resp *http.Response, err error, retryable bool) verdict {
 	plan, hookErr := a.plan(resp, err, retryable)
-	if len(a.c.chain.errors) > 0 {
+	if len(a.c.hooks().errors) > 0 {
 		if v, done := a.errorHooks(resp, hookErr, &plan); done {
 			return v
 		}
@@ -91,8 +91,8 @@ func (a *attempt) failed(resp *http.Response, err error, retryable bool) verdict
 // one. It returns the error the hooks are shown.
 func (a *attempt) plan(resp *http.Response, err error, retryable bool) (retryPlan, error) {
 	c := a.c
-	p := retryPlan{canRetry: a.n < int(c.maxAttempts) && c.replayable && c.ctx.Err() == nil}
-	policyRetry := p.canRetry && retryable && (isDialError(c.ctx, err) || a.safe())
+	p := retryPlan{canRetry: a.n < int(c.maxAttempts) && c.replayable && c.req.Context().Err() == nil}
+	policyRetry := p.canRetry && retryable && (isDialError(c.req.Context(), err) || a.safe())
 	hookErr := err
 	if err == nil {
 		c.lastStatus = int32(resp.StatusCode)
@@ -108,7 +108,7 @@ func (a *attempt) plan(resp *http.Response, err error, retryable bool) (retryPla
 	if policyRetry {
 		p.wait, p.token = a.admitRetry(p.retryAfter, resp)
 	}
-	p.retry, p.reason = p.token.ok(), retryReason(err, c.ctx)
+	p.retry, p.reason = p.token.ok(), retryReason(err, c.req.Context())
 	return p, hookErr
 }
 
@@ -118,7 +118,7 @@ func (a *attempt) plan(resp *http.Response, err error, retryable bool) (retryPla
 func (a *attempt) errorHooks(resp *http.Response, hookErr error, p *retryPlan) (verdict, bool) {
 	c := a.c
 	ec := &ErrorContext{Request: a.req, Err: hookErr, Response: resp, Endpoint: c.ep.key,
-		Attempt: a.n, Values: c.values, Retry: p.retry, RetryAfter: p.retryAfter}
+		Attempt: a.n, Values: c.side.values, Retry: p.retry, RetryAfter: p.retryAfter}
 	herr := c.runErrorHooks(ec)
 	switch {
 	case herr != nil:
@@ -145,11 +145,11 @@ func (a *attempt) errorHooks(resp *http.Response, hookErr error, p *retryPlan) (
 
 // runErrorHooks runs the error hooks until one fails or answers.
 func (c *call) runErrorHooks(ec *ErrorContext) error {
-	c.hookMu.Lock()
-	defer c.hookMu.Unlock()
+	c.side.hookMu.Lock()
+	defer c.side.hookMu.Unlock()
 	returned := false
 	defer discardUnlessReturned(&returned, &ec.Response) // a hook may runtime.Goexit
-	for _, h := range c.chain.errors {
+	for _, h := range c.hooks().errors {
 		if err := runHook(c.m, c.ep, "OnError", h, ec); err != nil || ec.Fallback != nil {
 			returned = true
 			return err
@@ -168,11 +168,11 @@ func (a *attempt) retry(resp *http.Response, err error, wait time.Duration, toke
 		a.discard(resp)
 	}
 	c.ep.stats.retries.Add(1)
-	if c.obs != nil {
-		c.m.observeRetry(c.obs, RetryEvent{Attempt: a.n, Reason: reason, StatusCode: statusOf(resp), Err: err, Wait: wait})
+	if o := c.observer(); o != nil {
+		c.m.observeRetry(o, RetryEvent{Attempt: a.n, Reason: reason, StatusCode: statusOf(resp), Err: err, Wait: wait})
 	}
-	c.m.logRetry(c.ctx, c.ep, c.req, a.n, int(c.lastStatus), err, wait)
-	if werr := sleepCtx(c.ctx, wait); werr != nil {
+	c.m.logRetry(c.req.Context(), c.ep, c.req, a.n, int(c.lastStatus), err, wait)
+	if werr := sleepCtx(c.req.Context(), wait); werr != nil {
 		c.ep.budget.refund(token)
 		return final(c.fail(nil, werr))
 	}
@@ -191,7 +191,7 @@ func (a *attempt) giveUp(resp *http.Response, err error) verdict {
 	switch {
 	case c.budgetRef:
 		kind = ErrRetryBudgetExhausted
-	case a.n > 1 && c.ctx.Err() == nil:
+	case a.n > 1 && c.req.Context().Err() == nil:
 		kind = ErrRetriesExhausted
 	}
 	return final(c.fail(kind, err))
@@ -243,7 +243,7 @@ func (a *attempt) admitRetry(retryAfter time.Duration, resp *http.Response) (tim
 	if !token.ok() {
 		ep.stats.budgetExhausted.Add(1)
 		c.budgetRef = true
-		if c.obs != nil {
+		if c.observer() != nil {
 			c.refusalSeen(a.n+1, "", RefusedRetryBudget, ErrRetryBudgetExhausted)
 		}
 	}

@@ -29,7 +29,7 @@ func (a *attempt) prepare() {
 			a.deadline = d
 		}
 	}
-	parent := c.ctx
+	parent := c.req.Context()
 	if a.hooked != nil {
 		parent = a.hooked.Context()
 	}
@@ -58,7 +58,7 @@ func (a *attempt) prepare() {
 
 // attemptContext returns the per-try context and sets a.cancel.
 func (a *attempt) attemptContext(parent context.Context) context.Context {
-	ctx := a.c.ctx
+	ctx := a.c.req.Context()
 	var actx context.Context
 	if d, ok := ctx.Deadline(); ok && parent == ctx && !a.deadline.IsZero() && !d.After(a.deadline) {
 		// The caller's own deadline comes first: it is the per-try
@@ -94,11 +94,10 @@ func (c *call) plainRequest(actx context.Context, body io.ReadCloser, first bool
 		r = req.WithContext(actx)
 	}
 	r.Body, r.GetBody = body, c.getBody
-	// Hooks and observers (trace context) may change the header in
-	// place: then the attempt gets a deep copy.
-	hooksSee := !c.chain.empty() || c.obs != nil
 	switch {
-	case hooksSee:
+	case !c.hooks().empty():
+		// Hooks may change the header and the URL in place: the attempt
+		// gets deep copies.
 		r.Header = req.Header.Clone()
 		if r.Header == nil {
 			r.Header = make(http.Header, len(ep.setHeaders))
@@ -106,6 +105,11 @@ func (c *call) plainRequest(actx context.Context, body io.ReadCloser, first bool
 		addHeaders(r.Header, ep.setHeaders, true)
 		u := *req.URL
 		r.URL = &u
+	case c.observer() != nil && c.side.headers:
+		// Observers may add headers (trace context), and only that: the
+		// attempt gets a header map of its own; its values are shared,
+		// capped so that an Add copies them.
+		r.Header = headerWith(req.Header, ep.setHeaders)
 	case len(ep.setHeaders) > 0:
 		// Only the transport sees it, and it does not write to it.
 		r.Header = headerWith(req.Header, ep.setHeaders)
@@ -113,9 +117,10 @@ func (c *call) plainRequest(actx context.Context, body io.ReadCloser, first bool
 	return r
 }
 
-// observeStart reports the attempt to the observer, which may replace
-// its context (a span).
-func (a *attempt) observeStart() {
+// observeStart reports the attempt to the call's observer o, which may
+// replace its context (a span). The first attempt's event is the call's
+// own (call_side.go): no allocation.
+func (a *attempt) observeStart(o CallObserver) {
 	c := a.c
 	up := ""
 	st := BreakerClosed
@@ -127,10 +132,20 @@ func (a *attempt) observeStart() {
 	} else {
 		up = a.req.URL.Host
 	}
-	ev := &AttemptEvent{Context: a.req.Context(), Request: a.req, Endpoint: c.ep.key, Upstream: up, Attempt: a.n,
+	ev := &c.side.firstEv
+	if a.n > 1 {
+		ev = new(AttemptEvent)
+	}
+	if a.hooked != nil {
+		// A hook may have handed on a header map that is not the
+		// attempt's own (the caller's): observers write to this one.
+		a.req.Header = a.req.Header.Clone()
+	}
+	ctx := a.req.Context()
+	*ev = AttemptEvent{Context: ctx, Request: a.req, Endpoint: c.ep.key, Upstream: up, Attempt: a.n,
 		LimiterWait: a.waited, BreakerState: st, Start: a.sent}
-	a.obs = c.m.observeAttemptStart(c.obs, ev)
-	if ev.Context != nil && ev.Context != a.req.Context() {
+	a.obs = c.m.observeAttemptStart(o, ev)
+	if ev.Context != nil && ev.Context != ctx {
 		a.req = a.req.WithContext(ev.Context)
 	}
 }
@@ -186,7 +201,10 @@ func noCancel() {}
 func (a *attempt) wrapBody(resp *http.Response) {
 	a.ended.Store(true) // from here on, the body ends the attempt
 	c := a.c
-	c.bodyRC, c.bodyCancel, c.bodyObs, c.bodyStatus = resp.Body, a.cancel, a.obs, int32(resp.StatusCode)
+	c.bodyRC, c.bodyCancel, c.bodyStatus = resp.Body, a.cancel, int32(resp.StatusCode)
+	if c.side != nil {
+		c.side.bodyObs = a.obs
+	}
 	b := (*callBody)(c)
 	if _, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		resp.Body = callBodyWriter{b}
@@ -226,9 +244,9 @@ func (b *callBody) finish() {
 	if c.bodyCancel != nil {
 		c.bodyCancel()
 	}
-	if c.bodyObs != nil {
+	if c.side != nil && c.side.bodyObs != nil {
 		failed := c.ep.retry.retryOn.has(int(c.bodyStatus))
-		c.m.observeAttemptEnd(c.bodyObs, AttemptEndEvent{StatusCode: int(c.bodyStatus), Failed: failed, At: c.m.now()})
+		c.m.observeAttemptEnd(c.side.bodyObs, AttemptEndEvent{StatusCode: int(c.bodyStatus), Failed: failed, At: c.m.now()})
 	}
 	c.closeReplacedBody()
 	c.m.release(c.ep)
@@ -270,7 +288,7 @@ func (a *attempt) discard(resp *http.Response) {
 }
 
 func isNoCancel(a *attempt) bool {
-	return a.req != nil && a.req.Context() == a.c.ctx
+	return a.req != nil && a.req.Context() == a.c.req.Context()
 }
 
 // discardBody drains and closes a response nobody will read.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,12 +20,10 @@ import (
 // Manager and the endpoint (released once, by finish). Its attempts are
 // values of their own (attempt.go).
 type call struct {
-	m     *Manager
-	ep    *endpoint
-	req   *http.Request // the caller's; never written to
-	ctx   context.Context
-	chain *hookChain
-	obs   CallObserver // nil: nothing observes this call
+	m    *Manager
+	ep   *endpoint
+	req  *http.Request // the caller's; never written to (its context is the call's)
+	side *callSide     // what only calls with observers or hooks need (call_side.go); nil: none
 
 	start    time.Time
 	deadline time.Time // zero: none
@@ -48,12 +45,6 @@ type call struct {
 	body    io.ReadCloser
 	getBody func() (io.ReadCloser, error)
 
-	// values is the hook Values map. Hooks of one call never run at the
-	// same time (hookMu), so the map needs no lock of its own even when
-	// attempts overlap (hedging). Both are made only when there are hooks.
-	values map[string]any
-	hookMu *sync.Mutex
-
 	// lb holds what a load-balanced call keeps across attempts (the
 	// upstreams tried, the first attempt's URL), made at its first pick:
 	// one allocation per balanced call, none for the others.
@@ -63,7 +54,6 @@ type call struct {
 	// ending the last attempt needs once the caller is done with it.
 	bodyRC     io.ReadCloser
 	bodyCancel context.CancelFunc
-	bodyObs    AttemptObserver
 
 	// firstReq is the first attempt's request when no hook ran (see
 	// plainRequest): held here, it costs no allocation of its own.
@@ -139,23 +129,24 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 	// c is new, hence zero: set field by field, as a composite literal
 	// assigned through the pointer would be built on the stack and then
 	// copied with write barriers.
-	c.m, c.ep, c.req, c.ctx, c.chain, c.hops = m, ep, req, req.Context(), m.chain.Load(), int32(hops)
+	c.m, c.ep, c.req, c.hops = m, ep, req, int32(hops)
 	c.start, c.maxAttempts, c.timeout = m.callStart(), int32(ep.retry.maxAttempts), ep.timeout
 	total := ep.totalTimeout
-	if o := callOptionsFrom(c.ctx); o != nil {
+	if o := callOptionsFrom(c.req.Context()); o != nil {
 		total = c.applyOptions(o, total)
 	}
 	if total > 0 {
 		c.deadline = c.start.Add(total)
 	}
-	if d, ok := c.ctx.Deadline(); ok && (c.deadline.IsZero() || d.Before(c.deadline)) {
+	if d, ok := c.req.Context().Deadline(); ok && (c.deadline.IsZero() || d.Before(c.deadline)) {
 		c.deadline = d
 	}
-	if !c.chain.empty() {
-		c.values, c.hookMu = make(map[string]any), new(sync.Mutex)
+	if chain := m.chain.Load(); !chain.empty() {
+		s := c.sided()
+		s.chain, s.values = chain, make(map[string]any)
 	}
 	if len(m.observers) > 0 {
-		c.obs = m.startObserving(c)
+		m.startObserving(c)
 	}
 }
 
@@ -222,7 +213,7 @@ func (c *call) prepareBody() error {
 		c.replayable = false
 		return nil
 	}
-	gb, once, err := bufferBodyUntil(c.ctx, c.deadline, c.body, ep.retry.maxBufferedBody)
+	gb, once, err := bufferBodyUntil(c.req.Context(), c.deadline, c.body, ep.retry.maxBufferedBody)
 	switch {
 	case err != nil:
 		c.body = nil
@@ -264,8 +255,8 @@ func (c *call) fail(kind, cause error) (*http.Response, error) {
 
 // end reports the end of the call to its observer.
 func (c *call) end(resp *http.Response, err error, fallback bool) {
-	if c.obs != nil {
-		c.m.observeCallEnd(c.obs, CallEndEvent{Response: resp, Err: err, Attempts: int(c.attempts), Fallback: fallback, Duration: c.m.since(c.start)})
+	if o := c.observer(); o != nil {
+		c.m.observeCallEnd(o, CallEndEvent{Response: resp, Err: err, Attempts: int(c.attempts), Fallback: fallback, Duration: c.m.since(c.start)})
 	}
 }
 
@@ -284,7 +275,7 @@ func (c *call) finish() {
 // contract is that RoundTrip closes it. The transport is done with the
 // request by now; closing twice is harmless for a request body.
 func (c *call) closeReplacedBody() {
-	if c.hookMu != nil && c.req.Body != nil && c.req.Body != http.NoBody {
+	if c.side != nil && c.side.chain != nil && c.req.Body != nil && c.req.Body != http.NoBody {
 		closeRequestBody(c.req.Body)
 	}
 }
@@ -295,7 +286,7 @@ func (c *call) closeReplacedBody() {
 // ends the attempt and the call when the caller closes the body.
 func (c *call) answer(a *attempt, areq *http.Request, resp *http.Response, fallback bool) (*http.Response, error) {
 	elapsed := c.m.since(c.start)
-	if !fallback && len(c.chain.responses) > 0 {
+	if !fallback && len(c.hooks().responses) > 0 {
 		r, err := c.runResponseHooks(a, areq, resp, elapsed)
 		if err != nil {
 			if a != nil {
@@ -333,12 +324,12 @@ func (c *call) runResponseHooks(a *attempt, areq *http.Request, resp *http.Respo
 	if a != nil {
 		n = a.n
 	}
-	c.hookMu.Lock()
-	defer c.hookMu.Unlock()
-	rc := &ResponseContext{Request: areq, Response: resp, Endpoint: c.ep.key, Attempt: n, Duration: elapsed, Values: c.values}
+	c.side.hookMu.Lock()
+	defer c.side.hookMu.Unlock()
+	rc := &ResponseContext{Request: areq, Response: resp, Endpoint: c.ep.key, Attempt: n, Duration: elapsed, Values: c.side.values}
 	returned := false
 	defer discardUnlessReturned(&returned, &rc.Response) // a hook may runtime.Goexit
-	for _, h := range c.chain.responses {
+	for _, h := range c.hooks().responses {
 		if err := runHook(c.m, c.ep, "OnResponse", h, rc); err != nil {
 			c.lastStatus = int32(resp.StatusCode)
 			discardBody(rc.Response)
@@ -421,8 +412,8 @@ func (c *call) answerRefused(resp *http.Response) (*http.Response, error) {
 
 // refusalSeen reports a local refusal to the observer.
 func (c *call) refusalSeen(n int, upstream string, reason Refusal, err error) {
-	if c.obs != nil {
-		c.m.observeRefused(c.obs, RefusalEvent{Endpoint: c.ep.key, Upstream: upstream, Reason: reason, Attempt: n, Err: err, At: c.m.now()})
+	if o := c.observer(); o != nil {
+		c.m.observeRefused(o, RefusalEvent{Endpoint: c.ep.key, Upstream: upstream, Reason: reason, Attempt: n, Err: err, At: c.m.now()})
 	}
 }
 
@@ -430,17 +421,17 @@ func (c *call) refusalSeen(n int, upstream string, reason Refusal, err error) {
 // limiter, cap, balancer): Retry is false and stays so, Fallback answers
 // the call. It returns the fallback response, or the hook's error.
 func (c *call) refusalHooks(n int, req *http.Request, refusal error) (*http.Response, error) {
-	if len(c.chain.errors) == 0 {
+	if len(c.hooks().errors) == 0 {
 		return nil, nil
 	}
 	if req == c.req {
 		// No request hook made a clone: hooks never see the caller's own.
-		req = req.Clone(c.ctx)
+		req = req.Clone(c.req.Context())
 	}
-	c.hookMu.Lock()
-	defer c.hookMu.Unlock()
-	ec := &ErrorContext{Request: req, Err: refusal, Endpoint: c.ep.key, Attempt: n, Values: c.values}
-	for _, h := range c.chain.errors {
+	c.side.hookMu.Lock()
+	defer c.side.hookMu.Unlock()
+	ec := &ErrorContext{Request: req, Err: refusal, Endpoint: c.ep.key, Attempt: n, Values: c.side.values}
+	for _, h := range c.hooks().errors {
 		if err := runHook(c.m, c.ep, "OnError", h, ec); err != nil {
 			return nil, err
 		}

@@ -6,22 +6,47 @@ package connmgr
 // every call site checks the call's observer for nil first.
 
 // startObserving starts observing a call: one CallObserver per observer
-// that wants the call, combined when there are several.
-func (m *Manager) startObserving(c *call) CallObserver {
-	ev := &CallEvent{Context: c.ctx, Request: c.req, Endpoint: c.ep.key, Start: c.start}
+// that wants the call, combined only when there are several. The call's
+// event lives in the call's side struct (call_side.go), so a call
+// observed by one observer costs that struct's allocation and no other.
+func (m *Manager) startObserving(c *call) {
+	s := c.sided()
+	s.callEv = CallEvent{Context: c.req.Context(), Request: c.req, Endpoint: c.ep.key, Start: c.start}
+	var first CallObserver
 	var list multiCallObserver
 	for _, o := range m.observers {
-		if co := m.observeStart(o, ev); co != nil {
+		co := m.observeStart(o, &s.callEv)
+		if co != nil && !s.headers {
+			s.headers = mayWriteHeaders(co)
+		}
+		switch {
+		case co == nil:
+		case first == nil:
+			first = co
+		case list == nil:
+			list = multiCallObserver{first, co}
+		default:
 			list = append(list, co)
 		}
 	}
-	switch len(list) {
-	case 0:
-		return nil
-	case 1:
-		return list[0]
+	if list != nil {
+		s.obs = list
+	} else {
+		s.obs = first
 	}
-	return list
+}
+
+// headerAdder is implemented by connmgr's own call observers, which
+// know whether they add headers to an attempt (trace context). An
+// observer that does not implement it may: its attempts get a header
+// map of their own to write to.
+type headerAdder interface {
+	addsHeaders() bool
+}
+
+func mayWriteHeaders(co CallObserver) bool {
+	hr, ok := co.(headerAdder)
+	return !ok || hr.addsHeaders()
 }
 
 func (m *Manager) observeStart(o Observer, ev *CallEvent) (co CallObserver) {
@@ -63,19 +88,28 @@ func (m *Manager) observeCallEnd(o CallObserver, ev CallEndEvent) {
 }
 
 func (m *Manager) observeAttemptStart(o CallObserver, ev *AttemptEvent) AttemptObserver {
-	if l, ok := o.(multiCallObserver); ok {
-		var list multiAttemptObserver
-		for _, x := range l {
-			if ao := m.observeAttemptStart(x, ev); ao != nil {
-				list = append(list, ao)
-			}
+	l, ok := o.(multiCallObserver)
+	if !ok {
+		return m.attemptStart(o, ev)
+	}
+	var first AttemptObserver
+	var list multiAttemptObserver
+	for _, x := range l {
+		ao := m.attemptStart(x, ev)
+		switch {
+		case ao == nil:
+		case first == nil:
+			first = ao
+		case list == nil:
+			list = multiAttemptObserver{first, ao}
+		default:
+			list = append(list, ao)
 		}
-		if len(list) == 0 {
-			return nil
-		}
+	}
+	if list != nil {
 		return list
 	}
-	return m.attemptStart(o, ev)
+	return first
 }
 
 func (m *Manager) attemptStart(o CallObserver, ev *AttemptEvent) (ao AttemptObserver) {

@@ -213,3 +213,25 @@ func TestCapRefusalsEndTheCallsObservation(t *testing.T) {
 		})
 	}
 }
+
+func TestOneObserverCostsTwoAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	ft := RoundTripperFunc(func(r *http.Request) (*http.Response, error) { return cannedResponse(r, 200, ""), nil })
+	req, _ := http.NewRequest("GET", "http://x.test/", nil)
+	perCall := func(m *Manager) float64 {
+		return testing.AllocsPerRun(200, func() {
+			resp, err := m.RoundTrip(req)
+			if err == nil {
+				_ = resp.Body.Close()
+			}
+		})
+	}
+	base := perCall(newTestManager(t, Config{}, WithTransport(ft)))
+	got := perCall(newTestManager(t, Config{}, WithTransport(ft), WithObserver(nopObserver{})))
+	// The call's side struct (with the call and first attempt events in
+	// it) and the attempt's own header map, which an observer may add to:
+	// no list for a single observer, no event on the heap of its own.
+	assert.LessOrEqual(t, got-base, 2.0, "allocations per call for one observer that does nothing")
+}

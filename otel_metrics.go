@@ -27,19 +27,20 @@ const maxAttemptAttrSets = 4096
 // does not allocate. The names, units and attributes are documented in
 // docs/observability.md.
 type otelMetrics struct {
-	requestDuration metric.Float64Histogram   // http.client.request.duration, per attempt
-	activeRequests  metric.Int64UpDownCounter // http.client.active_requests
-	calls           metric.Int64Counter       // connmgr.client.calls
-	retries         metric.Int64Counter       // connmgr.client.retries
-	refusals        metric.Int64Counter       // connmgr.client.refusals
-	limiterWait     metric.Float64Histogram   // connmgr.client.limiter.wait
-	transitions     metric.Int64Counter       // connmgr.client.breaker.transitions
-	registration    metric.Registration       // the observable instruments' callback
-	unregisterOnce  sync.Once                 //
-	errs            []error                   // instrument creation errors (kept for tests)
-	observables     observableInstruments     //
-	byEndpoint      sync.Map                  // endpoint key → *endpointInstruments
-	attemptMu       sync.Mutex                // guards attempts
+	requestDuration metric.Float64Histogram             // http.client.request.duration, per attempt
+	activeRequests  metric.Int64UpDownCounter           // http.client.active_requests
+	calls           metric.Int64Counter                 // connmgr.client.calls
+	retries         metric.Int64Counter                 // connmgr.client.retries
+	refusals        metric.Int64Counter                 // connmgr.client.refusals
+	limiterWait     metric.Float64Histogram             // connmgr.client.limiter.wait
+	transitions     metric.Int64Counter                 // connmgr.client.breaker.transitions
+	registration    metric.Registration                 // the observable instruments' callback
+	unregisterOnce  sync.Once                           //
+	errs            []error                             // instrument creation errors (kept for tests)
+	observables     observableInstruments               //
+	byEndpoint      sync.Map                            // endpoint key → *endpointInstruments
+	lastEndpoint    atomic.Pointer[endpointInstruments] // the latest looked up: a run of calls to one endpoint skips the map
+	attemptMu       sync.Mutex                          // guards attempts
 	attempts        map[attemptKey]*attemptInstruments
 
 	cacheRegistration metric.Registration // the cache instruments' callback (otel_cache.go)
@@ -245,8 +246,13 @@ func (om *otelMetrics) observe(s Stats, o metric.Observer) error {
 
 // endpoint returns the endpoint's cached attribute sets.
 func (om *otelMetrics) endpoint(key string) *endpointInstruments {
+	if ei := om.lastEndpoint.Load(); ei != nil && ei.key == key {
+		return ei
+	}
 	if v, ok := om.byEndpoint.Load(key); ok {
-		return v.(*endpointInstruments)
+		ei := v.(*endpointInstruments)
+		om.lastEndpoint.Store(ei)
+		return ei
 	}
 	ei := &endpointInstruments{
 		key:      key,

@@ -188,6 +188,10 @@ type otelCall struct {
 	cacheStatus string // a cache's mark on the call (WithCacheStatus)
 }
 
+// addsHeaders reports whether the call's attempts get trace context
+// headers: only when tracing is on (metrics alone write none).
+func (c *otelCall) addsHeaders() bool { return c.tracer != nil }
+
 // Refused records a local refusal: an event on the call span, and the
 // refusal counter.
 func (c *otelCall) Refused(ev RefusalEvent) {
@@ -219,28 +223,50 @@ func (c *otelCall) AttemptStart(ev *AttemptEvent) AttemptObserver {
 	c.mu.Unlock()
 	a.c, a.start, a.ctx = c, ev.Start, ev.Context
 	if c.tracer != nil {
-		// The attempt's request is its own, but its header map may still
-		// be the caller's (the pipeline copies it only for hooks): inject
-		// into a copy, so the caller's request is never written to.
-		ev.Request.Header = ev.Request.Header.Clone()
+		// The attempt's request and its header map are its own (the
+		// pipeline copies the map for observers): inject into it.
 		if ev.Request.Header == nil {
 			ev.Request.Header = http.Header{}
 		}
+		carrier := headerCarrier(ev.Request.Header)
 		if c.recording {
 			a.span = c.startAttemptSpan(ev)
 			ev.Context = httptrace.WithClientTrace(trace.ContextWithSpan(ev.Context, a.span), &httptrace.ClientTrace{GotConn: a.gotConn})
 			a.ctx = ev.Context
-			c.o.opts.propagatorOrGlobal().Inject(ev.Context, propagation.HeaderCarrier(ev.Request.Header))
+			c.o.opts.propagatorOrGlobal().Inject(ev.Context, carrier)
 		} else {
 			// Sampled out: no attempt span; the call span's context, with
 			// its not-sampled flag, is what the attempt propagates.
-			c.o.opts.propagatorOrGlobal().Inject(c.ctx, propagation.HeaderCarrier(ev.Request.Header))
+			c.o.opts.propagatorOrGlobal().Inject(c.ctx, carrier)
 		}
 	}
 	if c.ep != nil {
 		a.inst = c.metrics.attemptStart(a.ctx, c.ep, ev)
 	}
 	return a
+}
+
+// headerCarrier is propagation.HeaderCarrier whose Set knows the
+// canonical form of the W3C trace context and baggage keys, so that
+// injecting them allocates no key (http.Header.Set would canonicalize
+// "traceparent" into a new string each time).
+type headerCarrier http.Header
+
+func (h headerCarrier) Get(key string) string { return propagation.HeaderCarrier(h).Get(key) }
+func (h headerCarrier) Keys() []string        { return propagation.HeaderCarrier(h).Keys() }
+
+func (h headerCarrier) Set(key, value string) {
+	switch key {
+	case "traceparent":
+		key = "Traceparent"
+	case "tracestate":
+		key = "Tracestate"
+	case "baggage":
+		key = "Baggage"
+	default:
+		key = http.CanonicalHeaderKey(key)
+	}
+	http.Header(h)[key] = []string{value}
 }
 
 // startAttemptSpan starts the client span of an attempt under the call

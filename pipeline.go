@@ -28,7 +28,7 @@ func addHeaders(h http.Header, hs []headerValue, copy bool) {
 		if copy {
 			h[hv.name] = []string{hv.values[0]}
 		} else {
-			h[hv.name] = hv.values
+			h[hv.name] = hv.values[:len(hv.values):len(hv.values)] // an append copies
 		}
 	}
 }

@@ -181,6 +181,7 @@ func (w *endpointMonitor) Refused(ev RefusalEvent) {
 	w.mo.m.logger.LogAttrs(context.Background(), slog.LevelWarn, "connmgr: call refused", attrs...)
 }
 
+func (w *endpointMonitor) addsHeaders() bool                          { return false }
 func (w *endpointMonitor) AttemptStart(*AttemptEvent) AttemptObserver { return nil }
 func (w *endpointMonitor) Retry(RetryEvent)                           {}
 func (w *endpointMonitor) End(CallEndEvent)                           {}
