@@ -168,7 +168,7 @@ var want = map[string][]string{
 	"fleet_quota": {
 		`(?m)^second 3: replica-1 +\d+, replica-2 +\d+, replica-3 +\d+, fleet +\d+/s$`,
 		`(?m)^fleet: \d+ calls in 3s; within 5% of the quota: true$`,
-		`(?m)^every replica got within 25% of an equal share: true$`,
+		`(?m)^no replica starved \(each got at least half an equal share\): true$`,
 	},
 	"lb_round_robin": {
 		`(?m)^Request 0: 200 "data from api1", sent to api1 as /data/0 \(the caller's URL is still http://api/data/0\)$`,

