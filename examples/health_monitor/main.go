@@ -71,7 +71,7 @@ func main() {
 	// Each round checks every upstream at once; the first runs as the
 	// Manager starts, the next a second later (plus up to 100ms jitter).
 	waitFor := func(done func(connmgr.HealthReport) bool) {
-		for deadline := time.Now().Add(5 * time.Second); !done(m.Health()) && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(15 * time.Second); !done(m.Health()) && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

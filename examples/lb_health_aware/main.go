@@ -72,7 +72,7 @@ func main() {
 	defer m.Close()
 
 	waitFor := func(want func(connmgr.EndpointHealth) bool) connmgr.EndpointHealth {
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			h := m.Health().Endpoints["service"]
 			if want(h) || time.Now().After(deadline) {
 				return h
