@@ -35,6 +35,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.next.RoundTrip(req)
 	case !c.cacheableMethod(method, &s):
 		return t.forwardOther(req, method)
+	case rangeRequest(req, method):
+		// looked up: a stored complete response may answer it
 	case bypassRequest(req):
 		return t.forward(req, cacheStatus{fwd: fwdBypass})
 	}
@@ -93,6 +95,9 @@ func (t *transport) lookup(req *http.Request, method string, s *settings) (*http
 	}
 	rcc := requestDirectives(req.Header)
 	var age time.Duration
+	if len(req.Header["Range"]) > 0 {
+		return t.rangeLookup(req, e, &rcc, s)
+	}
 	if e != nil {
 		now := c.now()
 		age = currentAge(e.fresh.initialAge, e.respTime, now)
