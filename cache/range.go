@@ -100,8 +100,9 @@ func (c *Cache) serveRange(req *http.Request, e *entry, first, last int64, age t
 
 // rangeLookup answers a Range request from e when e may be used as it is
 // (fresh, or stale as the request allows) and holds the range; anything
-// else goes to the origin untouched, Range and all.
-func (t *transport) rangeLookup(req *http.Request, e *entry, rcc *directives, s *settings) (*http.Response, error) {
+// else goes to the origin untouched, Range and all, where a stored
+// incomplete response may answer it, and a 206 is stored (partial.go).
+func (t *transport) rangeLookup(req *http.Request, key string, e *entry, rcc *directives, s *settings) (*http.Response, error) {
 	c := t.c
 	if e != nil {
 		age := currentAge(e.fresh.initialAge, e.respTime, c.now())
@@ -116,8 +117,20 @@ func (t *transport) rangeLookup(req *http.Request, e *entry, rcc *directives, s 
 			}
 		}
 	}
+	if resp := t.fromPartial(req, key, rcc, s); resp != nil {
+		return resp, nil
+	}
 	if rcc.onlyIfCached { // 5.2.1.7
 		return c.gatewayTimeout(req, fwdBypass), nil
 	}
-	return t.forward(req, cacheStatus{fwd: fwdBypass})
+	reqTime := c.now()
+	c.stats.bypassed.Add(1)
+	resp, err := sane(t.next.RoundTrip(req))
+	if err != nil {
+		return nil, err
+	}
+	st := cacheStatus{fwd: fwdBypass, fwdStatus: resp.StatusCode}
+	st.stored = c.storePartial(req, key, resp, rcc, s, reqTime, c.now())
+	addStatus(resp.Header, c.cfg.Name, st)
+	return resp, nil
 }

@@ -113,7 +113,7 @@ func (t *transport) lookup(req *http.Request, method string, s *settings) (*http
 	rcc := requestDirectives(req.Header)
 	var age time.Duration
 	if len(req.Header["Range"]) > 0 {
-		return t.rangeLookup(req, e, &rcc, s)
+		return t.rangeLookup(req, key, e, &rcc, s)
 	}
 	if e != nil {
 		now := c.now()
