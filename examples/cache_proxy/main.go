@@ -4,12 +4,12 @@
 // pointed at the plugin:
 //
 //	go run ./examples/cache_proxy -listen 127.0.0.1:8080 -origin http://127.0.0.1:8000 -mode private
+//	npm run --silent cli --base=http://127.0.0.1:8080   # in the suite's checkout, its server on :8000
 //
 // -stale-if-error sets cache.Config.StaleIfError: how long past freshness
 // a stored response may answer when the origin fails or drops the
 // connection (RFC 9111 section 4.2.4 lets a disconnected cache serve
 // stale; RFC 5861 section 4). It is off by default, as in the plugin.
-//	npm run --silent cli --base=http://127.0.0.1:8080   # in the suite's checkout, its server on :8000
 //
 // Without -listen it shows itself: it starts a local origin, sends three
 // requests through the proxy, prints what the cache did, and exits.
