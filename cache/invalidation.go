@@ -45,5 +45,6 @@ func (c *Cache) removeURI(ctx context.Context, raw string, req *http.Request) {
 	for _, m := range []string{http.MethodGet, http.MethodHead} {
 		c.backend.remove(ctx, primaryKey(m, u))
 	}
+	c.backend.remove(ctx, partialKey(primaryKey(http.MethodGet, u)))
 	c.stats.invalidated.Add(1)
 }

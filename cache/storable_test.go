@@ -94,3 +94,22 @@ func TestStoredFields(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredHeaderHopByHop is RFC 9111 section 3.1 with RFC 9110 section
+// 7.6.1 on the stored form itself: Transfer-Encoding, which net/http
+// never hands over with a response (it removes "chunked" and refuses any
+// other coding), is dropped here too should a RoundTripper pass it on.
+func TestStoredHeaderHopByHop(t *testing.T) {
+	in := http.Header{"Transfer-Encoding": {"gzip, chunked"}, "Te": {"trailers"}, "Trailer": {"X"},
+		"Upgrade": {"h2c"}, "Proxy-Connection": {"keep-alive"}, "A": {"1"}}
+	var cc directives
+	out := storedHeader(in, &cc, true)
+	for _, f := range []string{"Transfer-Encoding", "Te", "Trailer", "Upgrade", "Proxy-Connection"} {
+		if _, ok := out[f]; ok {
+			t.Errorf("3.1: hop-by-hop %s stored", f)
+		}
+	}
+	if out.Get("A") != "1" {
+		t.Errorf("3.1: end-to-end field A not stored: %v", out)
+	}
+}

@@ -41,7 +41,9 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 		c.stats.bypassed.Add(1)
 		return t.next.RoundTrip(req)
 	case !c.cacheableMethod(method, &s):
-		return t.forwardOther(req, method)
+		return t.forwardOther(req, method, &s)
+	case rangeRequest(req, method):
+		// looked up: a stored complete response may answer it
 	case bypassRequest(req):
 		return t.forward(req, cacheStatus{fwd: fwdBypass})
 	}
@@ -63,12 +65,29 @@ func callerConditional(req *http.Request) bool {
 
 // forwardOther sends a method the cache does not answer, and invalidates
 // on an unsafe one (section 4.4).
-func (t *transport) forwardOther(req *http.Request, method string) (*http.Response, error) {
-	resp, err := t.forward(req, cacheStatus{fwd: fwdMethod})
-	if err == nil && unsafeMethod(method) {
-		t.c.invalidate(req.Context(), req, resp)
+// A POST response that names its own URI as Content-Location and has
+// explicit freshness is stored for that URI's GET (see post.go).
+func (t *transport) forwardOther(req *http.Request, method string, s *settings) (*http.Response, error) {
+	c := t.c
+	reqTime := c.now()
+	t.c.stats.bypassed.Add(1)
+	resp, err := sane(t.next.RoundTrip(req))
+	if err != nil {
+		return nil, err
 	}
-	return resp, err
+	st := cacheStatus{fwd: fwdMethod, fwdStatus: resp.StatusCode}
+	if unsafeMethod(method) {
+		c.invalidate(req.Context(), req, resp)
+	}
+	if method == http.MethodPost {
+		cc := parseDirectives(resp.Header["Cache-Control"])
+		if c.postReusable(req, resp, &cc, s) {
+			c.storePOST(req, resp, &cc, s, reqTime, c.now())
+			st.stored = true
+		}
+	}
+	addStatus(resp.Header, c.cfg.Name, st)
+	return resp, nil
 }
 
 func (t *transport) forward(req *http.Request, st cacheStatus) (*http.Response, error) {
@@ -100,6 +119,9 @@ func (t *transport) lookup(req *http.Request, method string, s *settings) (*http
 	}
 	rcc := requestDirectives(req.Header)
 	var age time.Duration
+	if len(req.Header["Range"]) > 0 {
+		return t.rangeLookup(req, key, e, &rcc, s)
+	}
 	if e != nil {
 		now := c.now()
 		age = currentAge(e.fresh.initialAge, e.respTime, now)

@@ -6,6 +6,11 @@
 //	go run ./examples/cache_proxy -listen 127.0.0.1:8080 -origin http://127.0.0.1:8000 -mode private
 //	npm run --silent cli --base=http://127.0.0.1:8080   # in the suite's checkout, its server on :8000
 //
+// -stale-if-error sets cache.Config.StaleIfError: how long past freshness
+// a stored response may answer when the origin fails or drops the
+// connection (RFC 9111 section 4.2.4 lets a disconnected cache serve
+// stale; RFC 5861 section 4). It is off by default, as in the plugin.
+//
 // Without -listen it shows itself: it starts a local origin, sends three
 // requests through the proxy, prints what the cache did, and exits.
 package main
@@ -33,6 +38,7 @@ func main() {
 	listen := flag.String("listen", "", "serve on this address until interrupted (default: a short demonstration)")
 	origin := flag.String("origin", "", "the origin's base URL (with -listen)")
 	mode := flag.String("mode", "shared", "cache mode: shared or private")
+	staleIfError := flag.Duration("stale-if-error", 0, "serve a stale response this long past freshness when the origin fails (0: only as the response allows)")
 	flag.Parse()
 
 	m, err := connmgr.New(connmgr.Config{Default: connmgr.EndpointConfig{
@@ -44,7 +50,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	c, err := cache.New(cache.Config{Mode: cache.Mode(*mode)})
+	c, err := cache.New(cache.Config{Mode: cache.Mode(*mode), StaleIfError: *staleIfError})
 	if err != nil {
 		log.Fatal(err)
 	}
