@@ -9,7 +9,9 @@
 // -stale-if-error sets cache.Config.StaleIfError: how long past freshness
 // a stored response may answer when the origin fails or drops the
 // connection (RFC 9111 section 4.2.4 lets a disconnected cache serve
-// stale; RFC 5861 section 4). It is off by default, as in the plugin.
+// stale; RFC 5861 section 4). The proxy's default is 60s, as in the
+// SPEC's sample cache block; the plugin's own default is 0 (only what
+// responses allow), and -stale-if-error 0 restores it.
 //
 // Without -listen it shows itself: it starts a local origin, sends three
 // requests through the proxy, prints what the cache did, and exits.
@@ -38,7 +40,7 @@ func main() {
 	listen := flag.String("listen", "", "serve on this address until interrupted (default: a short demonstration)")
 	origin := flag.String("origin", "", "the origin's base URL (with -listen)")
 	mode := flag.String("mode", "shared", "cache mode: shared or private")
-	staleIfError := flag.Duration("stale-if-error", 0, "serve a stale response this long past freshness when the origin fails (0: only as the response allows)")
+	staleIfError := flag.Duration("stale-if-error", 60*time.Second, "serve a stale response this long past freshness when the origin fails (0: only as the response allows)")
 	flag.Parse()
 
 	m, err := connmgr.New(connmgr.Config{Default: connmgr.EndpointConfig{
