@@ -244,7 +244,7 @@ func (c *call) attemptBody(n int) (io.ReadCloser, error) {
 func (c *call) fail(kind, cause error) (*http.Response, error) {
 	err := c.m.callError(c.ep, c.req, int(c.attempts), int(c.lastStatus), kind, cause)
 	if c.attempts > 0 {
-		c.ep.stats.record(0, true, c.m.since(c.start))
+		c.ep.stats.recordEnd(0, true, c.start, c.m.since(c.start))
 	} else {
 		c.ep.stats.failures.Add(1)
 	}
@@ -298,7 +298,7 @@ func (c *call) answer(a *attempt, areq *http.Request, resp *http.Response, fallb
 	}
 	ep := c.ep
 	failed := fallback || isServerError(resp.StatusCode) || ep.retry.retryOn.has(resp.StatusCode)
-	ep.stats.record(resp.StatusCode, failed, elapsed)
+	ep.stats.recordEnd(resp.StatusCode, failed, c.start, elapsed)
 	if resp.Body == nil {
 		resp.Body = http.NoBody
 	}

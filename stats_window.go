@@ -61,8 +61,9 @@ type latencySlot struct {
 	h     histogram
 }
 
-// recordWindow counts a finished call at now in the endpoint's window.
-func (s *endpointStats) recordWindow(now time.Time, failed bool, d time.Duration) {
+// recordWindow counts a call finished in the unix second sec in the
+// endpoint's window.
+func (s *endpointStats) recordWindow(sec int64, failed bool, d time.Duration) {
 	w := s.win.Load()
 	if w == nil {
 		w = &callWindow{}
@@ -70,16 +71,16 @@ func (s *endpointStats) recordWindow(now time.Time, failed bool, d time.Duration
 			w = s.win.Load()
 		}
 	}
-	slot := w.calls.slot(now)
+	slot := w.calls.slot(sec)
 	slot.requests.Add(1)
 	if failed {
 		slot.failures.Add(1)
 	}
-	w.latencySlot(now).observe(d)
+	w.latencySlot(sec).observe(d)
 }
 
-func (w *callWindow) latencySlot(now time.Time) *histogram {
-	start := now.Unix() / latencySlotSec * latencySlotSec
+func (w *callWindow) latencySlot(sec int64) *histogram {
+	start := sec / latencySlotSec * latencySlotSec
 	ls := &w.latency[(start/latencySlotSec)%latencySlots]
 	if old := ls.start.Load(); old != start && ls.start.CompareAndSwap(old, start) {
 		for i := range ls.h.counts {
@@ -196,9 +197,9 @@ type rateSlot struct {
 	requests, failures atomic.Uint64
 }
 
-// slot returns the slot of now's second, cleared if it held an older one.
-func (r *rateRing) slot(now time.Time) *rateSlot {
-	sec := now.Unix()
+// slot returns the slot of the unix second sec, cleared if it held an
+// older one.
+func (r *rateRing) slot(sec int64) *rateSlot {
 	s := &r.slots[sec%windowSeconds]
 	if old := s.sec.Load(); old != sec && s.sec.CompareAndSwap(old, sec) {
 		s.requests.Store(0)
