@@ -25,8 +25,13 @@ type call struct {
 	req  *http.Request // the caller's; never written to (its context is the call's)
 	side *callSide     // what only calls with observers or hooks need (call_side.go); nil: none
 
-	start    time.Time
-	deadline time.Time // zero: none
+	start time.Time
+	// deadline is the caller's context deadline until callDeadline
+	// merges total (the call's total timeout, then zeroed) into it:
+	// the default first attempt needs only its per-try deadline, and
+	// computing the call's would cost a time.Time.Add. Zero: none.
+	deadline time.Time
+	total    time.Duration
 
 	// Settings: the endpoint's, with the CallOptions of the context.
 	timeout     time.Duration // per try; 0: none
@@ -117,7 +122,7 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 	c := new(call) // one allocation: the call is also its response's body wrapper
 	m.initCall(c, ep, req, hops)
 	if ep.bulkhead != nil {
-		if err := ep.bulkhead.acquire(req.Context(), c.deadline, m.now); err != nil {
+		if err := ep.bulkhead.acquire(req.Context(), c.callDeadline(), m.now); err != nil {
 			return c.capRefused(err)
 		}
 	}
@@ -135,10 +140,8 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 	if o := callOptionsFrom(c.req.Context()); o != nil {
 		total = c.applyOptions(o, total)
 	}
-	if total > 0 {
-		c.deadline = c.start.Add(total)
-	}
-	if d, ok := c.req.Context().Deadline(); ok && (c.deadline.IsZero() || d.Before(c.deadline)) {
+	c.total = total
+	if d, ok := c.req.Context().Deadline(); ok {
 		c.deadline = d
 	}
 	if chain := m.chain.Load(); !chain.empty() {
@@ -148,6 +151,19 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 	if len(m.observers) > 0 {
 		m.startObserving(c)
 	}
+}
+
+// callDeadline returns the call's deadline: the earlier of the caller's
+// and the end of the total timeout; zero for none. Only the call's own
+// goroutine calls it (admission, attempts, retry plans).
+func (c *call) callDeadline() time.Time {
+	if c.total > 0 {
+		if t := c.start.Add(c.total); c.deadline.IsZero() || t.Before(c.deadline) {
+			c.deadline = t
+		}
+		c.total = 0
+	}
+	return c.deadline
 }
 
 // applyOptions overrides the endpoint's settings with the call's own,
@@ -213,7 +229,7 @@ func (c *call) prepareBody() error {
 		c.replayable = false
 		return nil
 	}
-	gb, once, err := bufferBodyUntil(c.req.Context(), c.deadline, c.body, ep.retry.maxBufferedBody)
+	gb, once, err := bufferBodyUntil(c.req.Context(), c.callDeadline(), c.body, ep.retry.maxBufferedBody)
 	switch {
 	case err != nil:
 		c.body = nil
