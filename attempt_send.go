@@ -24,10 +24,10 @@ func (a *attempt) prepare() {
 	if later {
 		a.sent = c.m.now()
 	}
-	if !later && c.timeout > 0 && c.total >= c.timeout {
+	if !later && c.tryFirst {
 		// Sent at the call's start, with a per-try timeout no longer
 		// than the total one: the total deadline cannot come first,
-		// only the caller's (c.deadline while c.total is unmerged).
+		// only the caller's (c.deadline, merged or not).
 		a.deadline = c.start.Add(c.timeout)
 		if !c.deadline.IsZero() && c.deadline.Before(a.deadline) {
 			a.deadline = c.deadline

@@ -27,11 +27,10 @@ type call struct {
 
 	start time.Time
 	// deadline is the caller's context deadline until callDeadline
-	// merges total (the call's total timeout, then zeroed) into it:
-	// the default first attempt needs only its per-try deadline, and
+	// merges the call's total timeout into it (totalMerged): the default
+	// first attempt needs only its per-try deadline (tryFirst), and
 	// computing the call's would cost a time.Time.Add. Zero: none.
 	deadline time.Time
-	total    time.Duration
 
 	// Settings: the endpoint's, with the CallOptions of the context.
 	timeout     time.Duration // per try; 0: none
@@ -43,8 +42,11 @@ type call struct {
 	idempotent bool // CallOptions.Idempotent
 	replayable bool // false: the body is sent once (too large to buffer)
 	budgetRef  bool // the last retry was refused by the budget
-	finished   atomic.Bool
-	bodyStatus int32
+	// tryFirst: the per-try timeout is set and no longer than the total
+	// one. totalMerged: deadline includes the total timeout (or none).
+	tryFirst, totalMerged bool
+	finished              atomic.Bool
+	bodyStatus            int32
 
 	// The body, replayed through getBody.
 	body    io.ReadCloser
@@ -140,7 +142,7 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 	if o := callOptionsFrom(c.req.Context()); o != nil {
 		total = c.applyOptions(o, total)
 	}
-	c.total = total
+	c.tryFirst, c.totalMerged = c.timeout > 0 && total >= c.timeout, total <= 0
 	if d, ok := c.req.Context().Deadline(); ok {
 		c.deadline = d
 	}
@@ -153,15 +155,33 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 	}
 }
 
+// total is the call's total timeout: the endpoint's (given) with the
+// options' override; 0 for none.
+func (o *CallOptions) total(endpoint time.Duration) time.Duration {
+	switch {
+	case o.TotalTimeout < 0:
+		return 0
+	case o.TotalTimeout > 0:
+		return o.TotalTimeout
+	}
+	return endpoint
+}
+
 // callDeadline returns the call's deadline: the earlier of the caller's
 // and the end of the total timeout; zero for none. Only the call's own
 // goroutine calls it (admission, attempts, retry plans).
 func (c *call) callDeadline() time.Time {
-	if c.total > 0 {
-		if t := c.start.Add(c.total); c.deadline.IsZero() || t.Before(c.deadline) {
-			c.deadline = t
+	if !c.totalMerged {
+		c.totalMerged = true
+		total := c.ep.totalTimeout
+		if o := callOptionsFrom(c.req.Context()); o != nil {
+			total = o.total(total)
 		}
-		c.total = 0
+		if total > 0 {
+			if t := c.start.Add(total); c.deadline.IsZero() || t.Before(c.deadline) {
+				c.deadline = t
+			}
+		}
 	}
 	return c.deadline
 }
@@ -175,12 +195,7 @@ func (c *call) applyOptions(o *CallOptions, total time.Duration) time.Duration {
 	case o.Timeout > 0:
 		c.timeout = o.Timeout
 	}
-	switch {
-	case o.TotalTimeout < 0:
-		total = 0
-	case o.TotalTimeout > 0:
-		total = o.TotalTimeout
-	}
+	total = o.total(total)
 	if o.MaxAttempts > 0 {
 		c.maxAttempts = int32(min(o.MaxAttempts, 100))
 	}
