@@ -154,9 +154,10 @@ func (s *endpointStats) recordAt(status int, failed bool, d time.Duration, sec i
 	if status > 0 && status < len(dist.statusCodes) {
 		dist.statusCodes[status].Add(1)
 	}
-	dist.latency.observe(d)
+	idx := histIndex(max(d, 0)) // one bucket for both histograms
+	dist.latency.counts[idx].Add(1)
 	if s.now != nil {
-		s.recordWindow(sec, failed, d)
+		s.recordWindow(sec, failed, idx)
 	}
 }
 
