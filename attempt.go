@@ -253,10 +253,10 @@ func (a *attempt) takeToken() error {
 	}
 	if l.fleet != nil {
 		a.fleetKey, a.fleetTok = key, true
-		err = l.fleet.take(c.req.Context(), l, c.ep.key, key, c.deadline)
+		err = l.fleet.take(c.req.Context(), l, c.ep.key, key, c.callDeadline())
 	} else {
 		a.bk = l.bucketByKey(key, c.m.now)
-		err = l.take(c.req.Context(), a.bk, c.ep.key, c.deadline, c.m.now)
+		err = l.take(c.req.Context(), a.bk, c.ep.key, c.callDeadline(), c.m.now)
 	}
 	if observed {
 		a.waited = c.m.since(start)

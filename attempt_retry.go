@@ -236,7 +236,7 @@ func (a *attempt) admitRetry(retryAfter time.Duration, resp *http.Response) (tim
 		wait = retryAfter
 	}
 	now := c.m.now()
-	if !c.deadline.IsZero() && now.Add(wait).After(c.deadline) {
+	if dl := c.callDeadline(); !dl.IsZero() && now.Add(wait).After(dl) {
 		return wait, noToken // the wait would pass the deadline: stop now
 	}
 	token := ep.budget.withdraw(now)

@@ -20,13 +20,24 @@ func (a *attempt) prepare() {
 	// The first attempt reuses the call's start unless hooks or a rate
 	// limit wait ran since.
 	a.sent = c.start
-	if a.n > 1 || a.hooked != nil || ep.limiter != nil || a.picked {
+	later := a.n > 1 || a.hooked != nil || ep.limiter != nil || a.picked
+	if later {
 		a.sent = c.m.now()
 	}
-	a.deadline = c.deadline
-	if c.timeout > 0 {
-		if d := a.sent.Add(c.timeout); a.deadline.IsZero() || d.Before(a.deadline) {
-			a.deadline = d
+	if !later && c.tryFirst {
+		// Sent at the call's start, with a per-try timeout no longer
+		// than the total one: the total deadline cannot come first,
+		// only the caller's (c.deadline, merged or not).
+		a.deadline = c.start.Add(c.timeout)
+		if !c.deadline.IsZero() && c.deadline.Before(a.deadline) {
+			a.deadline = c.deadline
+		}
+	} else {
+		a.deadline = c.callDeadline()
+		if c.timeout > 0 {
+			if d := a.sent.Add(c.timeout); a.deadline.IsZero() || d.Before(a.deadline) {
+				a.deadline = d
+			}
 		}
 	}
 	parent := c.req.Context()

@@ -25,8 +25,12 @@ type call struct {
 	req  *http.Request // the caller's; never written to (its context is the call's)
 	side *callSide     // what only calls with observers or hooks need (call_side.go); nil: none
 
-	start    time.Time
-	deadline time.Time // zero: none
+	start time.Time
+	// deadline is the caller's context deadline until callDeadline
+	// merges the call's total timeout into it (totalMerged): the default
+	// first attempt needs only its per-try deadline (tryFirst), and
+	// computing the call's would cost a time.Time.Add. Zero: none.
+	deadline time.Time
 
 	// Settings: the endpoint's, with the CallOptions of the context.
 	timeout     time.Duration // per try; 0: none
@@ -38,8 +42,11 @@ type call struct {
 	idempotent bool // CallOptions.Idempotent
 	replayable bool // false: the body is sent once (too large to buffer)
 	budgetRef  bool // the last retry was refused by the budget
-	finished   atomic.Bool
-	bodyStatus int32
+	// tryFirst: the per-try timeout is set and no longer than the total
+	// one. totalMerged: deadline includes the total timeout (or none).
+	tryFirst, totalMerged bool
+	finished              atomic.Bool
+	bodyStatus            int32
 
 	// The body, replayed through getBody.
 	body    io.ReadCloser
@@ -117,7 +124,7 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 	c := new(call) // one allocation: the call is also its response's body wrapper
 	m.initCall(c, ep, req, hops)
 	if ep.bulkhead != nil {
-		if err := ep.bulkhead.acquire(req.Context(), c.deadline, m.now); err != nil {
+		if err := ep.bulkhead.acquire(req.Context(), c.callDeadline(), m.now); err != nil {
 			return c.capRefused(err)
 		}
 	}
@@ -135,10 +142,8 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 	if o := callOptionsFrom(c.req.Context()); o != nil {
 		total = c.applyOptions(o, total)
 	}
-	if total > 0 {
-		c.deadline = c.start.Add(total)
-	}
-	if d, ok := c.req.Context().Deadline(); ok && (c.deadline.IsZero() || d.Before(c.deadline)) {
+	c.tryFirst, c.totalMerged = c.timeout > 0 && total >= c.timeout, total <= 0
+	if d, ok := c.req.Context().Deadline(); ok {
 		c.deadline = d
 	}
 	if chain := m.chain.Load(); !chain.empty() {
@@ -150,6 +155,37 @@ func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
 	}
 }
 
+// total is the call's total timeout: the endpoint's (given) with the
+// options' override; 0 for none.
+func (o *CallOptions) total(endpoint time.Duration) time.Duration {
+	switch {
+	case o.TotalTimeout < 0:
+		return 0
+	case o.TotalTimeout > 0:
+		return o.TotalTimeout
+	}
+	return endpoint
+}
+
+// callDeadline returns the call's deadline: the earlier of the caller's
+// and the end of the total timeout; zero for none. Only the call's own
+// goroutine calls it (admission, attempts, retry plans).
+func (c *call) callDeadline() time.Time {
+	if !c.totalMerged {
+		c.totalMerged = true
+		total := c.ep.totalTimeout
+		if o := callOptionsFrom(c.req.Context()); o != nil {
+			total = o.total(total)
+		}
+		if total > 0 {
+			if t := c.start.Add(total); c.deadline.IsZero() || t.Before(c.deadline) {
+				c.deadline = t
+			}
+		}
+	}
+	return c.deadline
+}
+
 // applyOptions overrides the endpoint's settings with the call's own,
 // returning the total timeout.
 func (c *call) applyOptions(o *CallOptions, total time.Duration) time.Duration {
@@ -159,12 +195,7 @@ func (c *call) applyOptions(o *CallOptions, total time.Duration) time.Duration {
 	case o.Timeout > 0:
 		c.timeout = o.Timeout
 	}
-	switch {
-	case o.TotalTimeout < 0:
-		total = 0
-	case o.TotalTimeout > 0:
-		total = o.TotalTimeout
-	}
+	total = o.total(total)
 	if o.MaxAttempts > 0 {
 		c.maxAttempts = int32(min(o.MaxAttempts, 100))
 	}
@@ -213,7 +244,7 @@ func (c *call) prepareBody() error {
 		c.replayable = false
 		return nil
 	}
-	gb, once, err := bufferBodyUntil(c.req.Context(), c.deadline, c.body, ep.retry.maxBufferedBody)
+	gb, once, err := bufferBodyUntil(c.req.Context(), c.callDeadline(), c.body, ep.retry.maxBufferedBody)
 	switch {
 	case err != nil:
 		c.body = nil
@@ -244,7 +275,7 @@ func (c *call) attemptBody(n int) (io.ReadCloser, error) {
 func (c *call) fail(kind, cause error) (*http.Response, error) {
 	err := c.m.callError(c.ep, c.req, int(c.attempts), int(c.lastStatus), kind, cause)
 	if c.attempts > 0 {
-		c.ep.stats.record(0, true, c.m.since(c.start))
+		c.ep.stats.recordEnd(0, true, c.start, c.m.since(c.start))
 	} else {
 		c.ep.stats.failures.Add(1)
 	}
@@ -298,7 +329,7 @@ func (c *call) answer(a *attempt, areq *http.Request, resp *http.Response, fallb
 	}
 	ep := c.ep
 	failed := fallback || isServerError(resp.StatusCode) || ep.retry.retryOn.has(resp.StatusCode)
-	ep.stats.record(resp.StatusCode, failed, elapsed)
+	ep.stats.recordEnd(resp.StatusCode, failed, c.start, elapsed)
 	if resp.Body == nil {
 		resp.Body = http.NoBody
 	}

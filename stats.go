@@ -114,8 +114,34 @@ func (s *endpointStats) snapshot() EndpointStats {
 	return out
 }
 
-// record counts a finished call (the headers are in, or it failed).
+// record counts a finished call (the headers are in, or it failed) at
+// the Manager's clock's now.
 func (s *endpointStats) record(status int, failed bool, d time.Duration) {
+	sec := int64(0)
+	if s.now != nil {
+		sec = s.now().Unix()
+	}
+	s.recordAt(status, failed, d, sec)
+}
+
+// recordEnd counts a call that started at start and took d: it ends at
+// start+d, whose second the window takes without reading the clock again.
+func (s *endpointStats) recordEnd(status int, failed bool, start time.Time, d time.Duration) {
+	sec := int64(0)
+	if s.now != nil {
+		sec = endSecond(start, d)
+	}
+	s.recordAt(status, failed, d, sec)
+}
+
+// endSecond is the unix second of start+d.
+func endSecond(start time.Time, d time.Duration) int64 {
+	return start.Unix() + (int64(start.Nanosecond())+int64(max(d, 0)))/int64(time.Second)
+}
+
+// recordAt counts a finished call; sec is the unix second it ended
+// (unused without a clock: no window then).
+func (s *endpointStats) recordAt(status int, failed bool, d time.Duration, sec int64) {
 	if failed {
 		s.failures.Add(1)
 	} else {
@@ -128,9 +154,10 @@ func (s *endpointStats) record(status int, failed bool, d time.Duration) {
 	if status > 0 && status < len(dist.statusCodes) {
 		dist.statusCodes[status].Add(1)
 	}
-	dist.latency.observe(d)
+	idx := histIndex(max(d, 0)) // one bucket for both histograms
+	dist.latency.counts[idx].Add(1)
 	if s.now != nil {
-		s.recordWindow(s.now(), failed, d)
+		s.recordWindow(sec, failed, idx)
 	}
 }
 

@@ -61,8 +61,9 @@ type latencySlot struct {
 	h     histogram
 }
 
-// recordWindow counts a finished call at now in the endpoint's window.
-func (s *endpointStats) recordWindow(now time.Time, failed bool, d time.Duration) {
+// recordWindow counts a call finished in the unix second sec in the
+// endpoint's window; idx is its latency's histogram bucket (histIndex).
+func (s *endpointStats) recordWindow(sec int64, failed bool, idx int) {
 	w := s.win.Load()
 	if w == nil {
 		w = &callWindow{}
@@ -70,17 +71,21 @@ func (s *endpointStats) recordWindow(now time.Time, failed bool, d time.Duration
 			w = s.win.Load()
 		}
 	}
-	slot := w.calls.slot(now)
+	i := sec % windowSeconds // one division for both rings
+	slot := w.calls.slot(sec, i)
 	slot.requests.Add(1)
 	if failed {
 		slot.failures.Add(1)
 	}
-	w.latencySlot(now).observe(d)
+	w.latencySlot(sec, i).counts[idx].Add(1)
 }
 
-func (w *callWindow) latencySlot(now time.Time) *histogram {
-	start := now.Unix() / latencySlotSec * latencySlotSec
-	ls := &w.latency[(start/latencySlotSec)%latencySlots]
+// latencySlot returns the histogram of the ten seconds holding sec, whose
+// index in the minute's ring is i (sec % windowSeconds: the latency ring
+// divides the same minute).
+func (w *callWindow) latencySlot(sec, i int64) *histogram {
+	start := sec - i%latencySlotSec
+	ls := &w.latency[i/latencySlotSec]
 	if old := ls.start.Load(); old != start && ls.start.CompareAndSwap(old, start) {
 		for i := range ls.h.counts {
 			ls.h.counts[i].Store(0)
@@ -196,10 +201,10 @@ type rateSlot struct {
 	requests, failures atomic.Uint64
 }
 
-// slot returns the slot of now's second, cleared if it held an older one.
-func (r *rateRing) slot(now time.Time) *rateSlot {
-	sec := now.Unix()
-	s := &r.slots[sec%windowSeconds]
+// slot returns the slot of the unix second sec, at i = sec %
+// windowSeconds, cleared if it held an older one.
+func (r *rateRing) slot(sec, i int64) *rateSlot {
+	s := &r.slots[i]
 	if old := s.sec.Load(); old != sec && s.sec.CompareAndSwap(old, sec) {
 		s.requests.Store(0)
 		s.failures.Store(0)
