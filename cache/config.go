@@ -144,35 +144,26 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxObjectSize == 0 {
 		c.MaxObjectSize = defaultMaxObjectSize
 	}
-	switch {
-	case c.MaxBytes < 0:
-		bad("MaxBytes", "must be >= 0, got %d", c.MaxBytes)
-	case c.MaxBytes == 0:
-		c.MaxBytes = defaultMaxBytes
-	}
+	orDefault(&c.MaxBytes, defaultMaxBytes, "MaxBytes", bad)
 	if c.HeuristicMax == 0 {
 		c.HeuristicMax = defaultHeuristicMax
 	}
-	switch {
-	case c.MaxVariants < 0:
-		bad("MaxVariants", "must be >= 0, got %d", c.MaxVariants)
-	case c.MaxVariants == 0:
-		c.MaxVariants = defaultMaxVariants
-	}
-	switch {
-	case c.StoreTimeout < 0:
-		bad("StoreTimeout", "must be >= 0, got %v", c.StoreTimeout)
-	case c.StoreTimeout == 0:
-		c.StoreTimeout = defaultStoreTimeout
-	}
+	orDefault(&c.MaxVariants, defaultMaxVariants, "MaxVariants", bad)
+	orDefault(&c.StoreTimeout, defaultStoreTimeout, "StoreTimeout", bad)
 	if c.BackgroundRevalidations == 0 {
 		c.BackgroundRevalidations = defaultBackground
 	}
-	switch {
-	case c.BackgroundTimeout < 0:
-		bad("BackgroundTimeout", "must be >= 0, got %v", c.BackgroundTimeout)
-	case c.BackgroundTimeout == 0:
-		c.BackgroundTimeout = defaultBgTimeout
-	}
+	orDefault(&c.BackgroundTimeout, defaultBgTimeout, "BackgroundTimeout", bad)
 	return c, errors.Join(errs...)
+}
+
+// orDefault sets *v to def when it is zero, and reports a negative *v as
+// bad input naming field.
+func orDefault[T int | int64 | time.Duration](v *T, def T, field string, bad func(field, format string, args ...any)) {
+	switch {
+	case *v < 0:
+		bad(field, "must be >= 0, got %v", *v)
+	case *v == 0:
+		*v = def
+	}
 }
