@@ -32,7 +32,8 @@ type attempt struct {
 	fleetTok bool
 	waited   time.Duration // time spent waiting for a token
 
-	cancel    context.CancelFunc // ends the per-try context
+	tctx      *tryContext        // the per-try context, when it is connmgr's own
+	cancel    context.CancelFunc // else what ends the per-try context
 	ownCancel atomic.Bool        // connmgr itself ended the attempt
 	sent      time.Time
 	deadline  time.Time // the per-try deadline the attempt ran under
@@ -345,9 +346,7 @@ func (a *attempt) settleIgnored() {
 // outcome is ignored by the breaker, the balancer and the limiter.
 func (a *attempt) abandon() {
 	a.ownCancel.Store(true)
-	if a.cancel != nil {
-		a.cancel()
-	}
+	a.stopContext()
 }
 
 // settle reports the attempt's outcome to each permit it holds, exactly
@@ -441,11 +440,18 @@ func (a *attempt) end(status int, err error, canceled bool) {
 	if !a.ended.CompareAndSwap(false, true) {
 		return
 	}
-	if a.cancel != nil {
-		a.cancel()
-	}
+	a.stopContext()
 	if a.obs != nil {
 		failed := err != nil || (status != 0 && a.c.ep.retry.retryOn.has(status))
 		a.c.m.observeAttemptEnd(a.obs, AttemptEndEvent{StatusCode: status, Err: err, Canceled: canceled, Failed: failed, At: a.c.m.now()})
+	}
+}
+
+// stopContext ends the attempt's per-try context.
+func (a *attempt) stopContext() {
+	if a.tctx != nil {
+		a.tctx.stop()
+	} else if a.cancel != nil {
+		a.cancel()
 	}
 }

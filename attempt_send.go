@@ -67,7 +67,8 @@ func (a *attempt) prepare() {
 	}
 }
 
-// attemptContext returns the per-try context and sets a.cancel.
+// attemptContext returns the per-try context and sets what ends it
+// (a.tctx or a.cancel; see stopContext).
 func (a *attempt) attemptContext(parent context.Context) context.Context {
 	ctx := a.c.req.Context()
 	var actx context.Context
@@ -76,6 +77,9 @@ func (a *attempt) attemptContext(parent context.Context) context.Context {
 		// timeout, and a context of our own would only add a second
 		// timer for the same moment.
 		actx, a.cancel = ctx, noCancel
+	} else if parent == ctx {
+		a.tctx = newTryContext(parent, a.deadline)
+		actx = a.tctx
 	} else if a.deadline.IsZero() {
 		actx, a.cancel = context.WithCancel(parent)
 	} else {
@@ -212,7 +216,10 @@ func noCancel() {}
 func (a *attempt) wrapBody(resp *http.Response) {
 	a.ended.Store(true) // from here on, the body ends the attempt
 	c := a.c
-	c.bodyRC, c.bodyCancel, c.bodyStatus = resp.Body, a.cancel, int32(resp.StatusCode)
+	c.bodyRC, c.bodyCtx, c.bodyStatus = resp.Body, a.tctx, int32(resp.StatusCode)
+	if a.tctx == nil && a.cancel != nil && !isNoCancel(a) {
+		c.sided().bodyCancel = a.cancel
+	}
 	if c.side != nil {
 		c.side.bodyObs = a.obs
 	}
@@ -252,8 +259,10 @@ func (b *callBody) finish() {
 	if c.finished.Load() || !c.finished.CompareAndSwap(false, true) {
 		return
 	}
-	if c.bodyCancel != nil {
-		c.bodyCancel()
+	if c.bodyCtx != nil {
+		c.bodyCtx.stop()
+	} else if c.side != nil && c.side.bodyCancel != nil {
+		c.side.bodyCancel()
 	}
 	if c.side != nil && c.side.bodyObs != nil {
 		failed := c.ep.retry.retryOn.has(int(c.bodyStatus))
@@ -284,6 +293,9 @@ func (a *attempt) discard(resp *http.Response) {
 	if resp != nil && resp.Body != nil {
 		body := resp.Body
 		stop := a.cancel
+		if a.tctx != nil {
+			stop = a.tctx.stop
+		}
 		if stop == nil || isNoCancel(a) {
 			stop = func() { _ = body.Close() }
 		}

@@ -1,7 +1,6 @@
 package connmgr
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -59,8 +58,8 @@ type call struct {
 
 	// The body of the response the call returns (see wrapBody): what
 	// ending the last attempt needs once the caller is done with it.
-	bodyRC     io.ReadCloser
-	bodyCancel context.CancelFunc
+	bodyRC  io.ReadCloser
+	bodyCtx *tryContext // the attempt's own context; nil: side.bodyCancel, if any
 
 	// firstReq is the first attempt's request when no hook ran (see
 	// plainRequest): held here, it costs no allocation of its own.

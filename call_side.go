@@ -9,6 +9,10 @@ import "sync"
 type callSide struct {
 	obs     CallObserver    // nil: no observer wanted this call
 	bodyObs AttemptObserver // the observer of the attempt whose body the caller holds
+	// bodyCancel ends the context of the attempt whose body the caller
+	// holds when it is not connmgr's own (a hook gave the request
+	// another context).
+	bodyCancel func()
 	headers bool            // an observer may add headers to the attempts (mayWriteHeaders)
 
 	// The events handed to observers by pointer live here, not on the
