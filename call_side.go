@@ -13,7 +13,7 @@ type callSide struct {
 	// holds when it is not connmgr's own (a hook gave the request
 	// another context).
 	bodyCancel func()
-	headers bool            // an observer may add headers to the attempts (mayWriteHeaders)
+	headers    bool // an observer may add headers to the attempts (mayWriteHeaders)
 
 	// The events handed to observers by pointer live here, not on the
 	// heap one by one: the call's start, and its first attempt's start
