@@ -308,6 +308,7 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 	m.policies = map[string]*breakerPolicy{}
 	defer func() { m.policies = nil }()
 	var created []*endpoint
+	var shared configInterner
 	build := func(key string, kind endpointKind, cfg EndpointConfig) (*endpoint, error) {
 		var prev *endpoint
 		if old != nil {
@@ -315,14 +316,14 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 			if key != defaultKey {
 				prev = old.byKey[key]
 			}
-			if prev != nil && reflect.DeepEqual(prev.cfg, cfg) {
+			if prev != nil && reflect.DeepEqual(*prev.cfg, cfg) {
 				if g := cfg.CircuitBreaker.Group; g != "" && prev.breakers != nil {
 					t.groups[g] = prev.breakers
 				}
 				return prev, nil
 			}
 		}
-		ep, err := m.newEndpoint(key, kind, cfg, prev, old, t.groups)
+		ep, err := m.newEndpoint(key, kind, shared.intern(cfg), prev, old, t.groups)
 		if err != nil {
 			return nil, err
 		}
@@ -374,7 +375,7 @@ func (m *Manager) buildTable(cc *compiledConfig, old *endpointTable) (*endpointT
 // limiter and bulkhead carry over when their own settings are unchanged.
 // groups holds the shared breaker sets of the table being built. Requires
 // reloadMu.
-func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig, prev *endpoint, old *endpointTable, groups map[string]*breakerSet) (*endpoint, error) {
+func (m *Manager) newEndpoint(key string, kind endpointKind, cfg *EndpointConfig, prev *endpoint, old *endpointTable, groups map[string]*breakerSet) (*endpoint, error) {
 	ep := &endpoint{
 		key:          key,
 		kind:         kind,
@@ -383,7 +384,7 @@ func (m *Manager) newEndpoint(key string, kind endpointKind, cfg EndpointConfig,
 		totalTimeout: positive(cfg.TotalTimeout),
 		retry:        newRetryPolicy(cfg.Retry),
 		budget:       newRetryBudget(cfg.Retry.Budget),
-		setHeaders:   headersToSet(cfg),
+		setHeaders:   headersToSet(*cfg),
 	}
 	if cfg.Fallback != "" {
 		var fbKind endpointKind

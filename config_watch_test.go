@@ -308,7 +308,7 @@ func TestWatchWithEnvPrefix(t *testing.T) {
 	if err := r.next(t); err != nil {
 		t.Fatal(err)
 	}
-	if got := m.table.Load().def.cfg; got.Timeout != 9*time.Second || got.TotalTimeout != time.Minute {
+	if got := *m.table.Load().def.cfg; got.Timeout != 9*time.Second || got.TotalTimeout != time.Minute {
 		t.Errorf("timeout = %v, total = %v", got.Timeout, got.TotalTimeout)
 	}
 }

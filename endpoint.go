@@ -372,3 +372,25 @@ func isIdempotent(method string) bool {
 	}
 	return false
 }
+
+// configInterner shares one copy of a resolved endpoint config among the
+// endpoints of a table whose configs are equal (most often all of them:
+// endpoints that only inherit), so an idle endpoint does not hold a
+// kilobyte of config of its own. It compares with the few configs it
+// kept last, which bounds its cost per endpoint.
+type configInterner struct {
+	recent [4]*EndpointConfig
+	next   int
+}
+
+func (in *configInterner) intern(cfg EndpointConfig) *EndpointConfig {
+	for _, c := range in.recent {
+		if c != nil && reflect.DeepEqual(*c, cfg) {
+			return c
+		}
+	}
+	c := &cfg
+	in.recent[in.next%len(in.recent)] = c
+	in.next++
+	return c
+}

@@ -23,7 +23,7 @@ func (m *Manager) startLB(ep *endpoint, prev *endpoint) {
 	if prev != nil {
 		before = prev.lb
 	}
-	ep.lb = startBalanced(ep.key, ep.cfg, balancedDeps{
+	ep.lb = startBalanced(ep.key, *ep.cfg, balancedDeps{
 		custom:   custom,
 		rt:       RoundTripperFunc(func(r *http.Request) (*http.Response, error) { return ep.roundTripper().RoundTrip(r) }),
 		resolver: m.opts.resolver,

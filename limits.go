@@ -24,7 +24,7 @@ const maxFallbackHops = 8
 // prev's (the endpoint being replaced) when their settings are unchanged
 // so that their state survives the reload. Requires reloadMu.
 func (m *Manager) buildLimits(ep, prev *endpoint, old *endpointTable, groups map[string]*breakerSet) {
-	cfg := ep.cfg
+	cfg := *ep.cfg
 	if bc := cfg.CircuitBreaker; bc.Disabled == nil || !*bc.Disabled {
 		switch {
 		case bc.Group != "":

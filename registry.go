@@ -23,7 +23,7 @@ const defaultKey = "default"
 type endpoint struct {
 	key  string
 	kind endpointKind
-	cfg  EndpointConfig // resolved: inherited and defaulted
+	cfg  *EndpointConfig // resolved: inherited and defaulted; shared by endpoints whose configs are equal, never written to
 
 	timeout      time.Duration // per try; 0 means none
 	totalTimeout time.Duration // 0 means none

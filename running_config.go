@@ -9,11 +9,11 @@ package connmgr
 func (m *Manager) RunningConfig() Config {
 	t := m.table.Load()
 	r := m.redact.Load()
-	out := Config{Default: redactEndpoint(t.def.cfg, r)}
+	out := Config{Default: redactEndpoint(*t.def.cfg, r)}
 	if len(t.byKey) > 0 {
 		out.Endpoints = make(map[string]EndpointConfig, len(t.byKey))
 		for key, ep := range t.byKey {
-			out.Endpoints[key] = redactEndpoint(ep.cfg, r)
+			out.Endpoints[key] = redactEndpoint(*ep.cfg, r)
 		}
 	}
 	return out
