@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"time"
 )
 
@@ -171,13 +169,7 @@ func (a *attempt) observeStart(o CallObserver) {
 // error gets an error; a response returned with an error is closed and
 // dropped, as http.Client does.
 func (m *Manager) transportRoundTrip(ep *endpoint, areq *http.Request) (resp *http.Response, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			m.logger.Error("connmgr: transport panicked",
-				slog.String("endpoint", ep.key), slog.String("panic", safeString(v)), slog.String("stack", string(debug.Stack())))
-			resp, err = nil, &transportPanicError{value: v}
-		}
-	}()
+	defer m.recovered("transport", ep.key, nil, func(v any) { resp, err = nil, &transportPanicError{value: v} })
 	resp, err = ep.roundTripper().RoundTrip(areq)
 	switch {
 	case err != nil && resp != nil:

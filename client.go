@@ -29,6 +29,8 @@ import (
 // A Manager is safe for concurrent use. Close it (or Shutdown it) when
 // done, to stop background work and close idle connections.
 type Manager struct {
+	recoverer // recovers and logs the panics of user code (recover.go)
+
 	table  atomic.Pointer[endpointTable]
 	chain  atomic.Pointer[hookChain]
 	redact atomic.Pointer[redact.Redactor]
@@ -171,6 +173,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if m.logger == nil {
 		m.logger = slog.New(slog.DiscardHandler)
 	}
+	m.recoverer = recoverer{logger: m.logger}
 	if m.opts.drainInterval <= 0 {
 		m.opts.drainInterval = time.Second
 	}

@@ -322,13 +322,10 @@ func (m *Manager) closePlugin(p Plugin) {
 // runHook calls one hook, turning an error or a panic into a *HookError.
 // A panic is counted and logged with its stack; it never escapes.
 func runHook[C any](m *Manager, ep *endpoint, stage string, h hookEntry[C], c C) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			ep.stats.hookPanics.Add(1)
-			m.logPanic(stage+" hook", h.plugin, p)
-			err = &HookError{Plugin: h.plugin, Stage: stage, Panic: p}
-		}
-	}()
+	defer m.recovered(stage, h.plugin, nil, func(v any) {
+		ep.stats.hookPanics.Add(1)
+		err = &HookError{Plugin: h.plugin, Stage: stage, Panic: v}
+	})
 	if e := h.fn(c); e != nil {
 		return &HookError{Plugin: h.plugin, Stage: stage, Err: e}
 	}

@@ -18,14 +18,14 @@ type balanced struct {
 
 // balancedDeps is what starting a balanced endpoint needs besides its config.
 type balancedDeps struct {
-	custom   BalancerBuilder   // a WithBalancer builder, or nil for the built-in one
-	rt       http.RoundTripper // the endpoint's transport, for health checks
-	resolver Resolver          // nil: the system's
-	clk      clock             // nil: real time
-	logger   *slog.Logger
-	guard    func(*Upstream) // gives a new upstream its circuit breaker
-	logPanic func(kind, name string, v any)
-	prev     *balanced // the endpoint this one replaces, for its history
+	custom    BalancerBuilder   // a WithBalancer builder, or nil for the built-in one
+	rt        http.RoundTripper // the endpoint's transport, for health checks
+	resolver  Resolver          // nil: the system's
+	clk       clock             // nil: real time
+	logger    *slog.Logger
+	guard     func(*Upstream) // gives a new upstream its circuit breaker
+	recoverer recoverer       // the Manager's; zero: the set's own, on logger
+	prev      *balanced       // the endpoint this one replaces, for its history
 }
 
 // startBalanced builds the upstream set for endpoint key from its
@@ -33,8 +33,8 @@ type balancedDeps struct {
 func startBalanced(key string, c EndpointConfig, d balancedDeps) *balanced {
 	set := newUpstreamSet(key, c, d.custom, d.clk, d.logger)
 	set.guard = d.guard
-	if d.logPanic != nil {
-		set.logPanic = d.logPanic
+	if d.recoverer.logger != nil {
+		set.recoverer = d.recoverer
 	}
 	var static []memberSpec
 	var dns []upstreamTarget

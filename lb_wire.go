@@ -24,13 +24,13 @@ func (m *Manager) startLB(ep *endpoint, prev *endpoint) {
 		before = prev.lb
 	}
 	ep.lb = startBalanced(ep.key, *ep.cfg, balancedDeps{
-		custom:   custom,
-		rt:       RoundTripperFunc(func(r *http.Request) (*http.Response, error) { return ep.roundTripper().RoundTrip(r) }),
-		resolver: m.opts.resolver,
-		logger:   m.logger,
-		guard:    m.upstreamGuard(ep),
-		logPanic: m.logPanic,
-		prev:     before,
+		custom:    custom,
+		rt:        RoundTripperFunc(func(r *http.Request) (*http.Response, error) { return ep.roundTripper().RoundTrip(r) }),
+		resolver:  m.opts.resolver,
+		logger:    m.logger,
+		guard:     m.upstreamGuard(ep),
+		recoverer: m.recoverer,
+		prev:      before,
 	})
 	ep.picker.Store(&pickerSlot{picker: ep.lb.set})
 }

@@ -12,31 +12,44 @@ import (
 // helpers here cannot panic themselves, whatever was thrown: a typed-nil
 // error, or an Error or String method that panics in turn.
 
+// recoverer recovers the panics of the user code a component calls, and
+// logs them to the component's logger. The Manager embeds one (so
+// m.recovered is it), as does an endpoint's upstream set.
+type recoverer struct {
+	logger *slog.Logger
+}
+
 // recovered is the deferred half of every call into user code:
 //
 //	defer m.recovered("observer", name, &err)
 //	userCode()
 //
-// It must be deferred directly (recover only works there). On a panic it
-// logs the value and the stack and, when errp is not nil, stores a
-// *HookError-style error describing it. It reports nothing when no panic
-// happened.
-func (m *Manager) recovered(kind, name string, errp *error) {
+// It must be deferred directly (recover only works there). It reports
+// nothing when no panic happened. On a panic it logs the value and the
+// stack, stores an error describing the panic in *errp when errp is not
+// nil, then calls each of then with the value, for a caller that settles
+// permits or turns the panic into an error of its own:
+//
+//	defer m.recovered("transport", key, nil, func(v any) { err = &transportPanicError{value: v} })
+func (r recoverer) recovered(kind, name string, errp *error, then ...func(v any)) {
 	v := recover()
 	if v == nil {
 		return
 	}
-	m.logPanic(kind, name, v)
+	r.logPanic(kind, name, v)
 	if errp != nil {
 		*errp = &panicError{kind: kind, name: name, value: safeString(v)}
+	}
+	for _, f := range then {
+		f(v)
 	}
 }
 
 // logPanic logs a recovered panic. A logger whose handler panics is
 // itself user code: its panic is dropped.
-func (m *Manager) logPanic(kind, name string, v any) {
+func (r recoverer) logPanic(kind, name string, v any) {
 	defer func() { _ = recover() }()
-	m.logger.Error("connmgr: "+kind+" panicked",
+	r.logger.Error("connmgr: "+kind+" panicked",
 		slog.String("name", name), slog.String("panic", safeString(v)), slog.String("stack", string(debug.Stack())))
 }
 

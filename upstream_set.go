@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,9 +26,9 @@ type upstreamSet struct {
 	logger   *slog.Logger
 	// guard, when set, gives a new upstream its circuit breaker.
 	guard func(*Upstream)
-	// logPanic logs a panic recovered from the user's balancer: the
-	// Manager's (which survives a logger that panics too).
-	logPanic func(kind, name string, v any)
+	// recoverer recovers the panics of a user's balancer (the Manager's,
+	// when it has one).
+	recoverer recoverer
 
 	picker atomic.Pointer[pickerState]
 	// ready is closed when the first discovery round is done; nil for
@@ -82,11 +81,7 @@ func newUpstreamSet(endpoint string, c EndpointConfig, custom BalancerBuilder, c
 		panicPct: c.PanicThreshold,
 		logger:   logger,
 	}
-	s.logPanic = func(kind, name string, v any) {
-		defer func() { _ = recover() }() // a logger that panics too
-		s.logger.Error("connmgr: "+kind+" panicked", slog.String("name", name), slog.String("panic", safeString(v)),
-			slog.String("stack", string(debug.Stack())))
-	}
+	s.recoverer = recoverer{logger: logger}
 	if custom == nil {
 		key, _ := parseHashKey(c.HashKey) // validated
 		s.builder = builtinBuilder(c.Balancer, key, s.env)
@@ -163,12 +158,7 @@ func (s *upstreamSet) build(ups []*Upstream) (p Picker) {
 	if !s.custom {
 		return s.builder.Build(ups)
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			s.logPanic("BalancerBuilder.Build", s.endpoint, r)
-			p = nil
-		}
-	}()
+	defer s.recoverer.recovered("BalancerBuilder.Build", s.endpoint, nil, func(any) { p = nil })
 	return s.builder.Build(ups)
 }
 
@@ -285,12 +275,7 @@ func (s *upstreamSet) waitReady(info PickInfo) error {
 }
 
 func (s *upstreamSet) customPick(p Picker, info PickInfo) (res PickResult, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.logPanic("Picker", s.endpoint, r)
-			res, err = PickResult{}, errors.New("balancer panicked")
-		}
-	}()
+	defer s.recoverer.recovered("Picker", s.endpoint, nil, func(any) { res, err = PickResult{}, errors.New("balancer panicked") })
 	return p.Pick(info)
 }
 
@@ -332,11 +317,7 @@ func (s *upstreamSet) callDone(f func(Outcome), o Outcome) {
 		f(o)
 		return
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			s.logPanic("PickResult.Done", s.endpoint, r)
-		}
-	}()
+	defer s.recoverer.recovered("PickResult.Done", s.endpoint, nil)
 	f(o)
 }
 
@@ -455,7 +436,7 @@ func (s *upstreamSet) logHealth(u *Upstream, from, to HealthStatus, errText stri
 // log writes one line, unless the logger does not take level. A handler
 // that panics is user code: its panic is dropped.
 func (s *upstreamSet) log(level slog.Level, msg string, attrs ...slog.Attr) {
-	defer func() { _ = recover() }()
+	defer s.recoverer.recovered("logger", s.endpoint, nil)
 	if !s.logger.Enabled(context.Background(), level) {
 		return
 	}
