@@ -8,10 +8,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/connmgr/connmgr/internal/quote"
+	"github.com/connmgr/connmgr/internal/redact"
 )
 
 // HealthCheckConfig is an active health check: every interval, each
@@ -295,7 +297,7 @@ func (hc *healthChecker) check(ctx context.Context, u *Upstream) (bool, string) 
 		if ctx.Err() == context.DeadlineExceeded {
 			return false, fmt.Sprintf("no answer within %v", hc.policy.timeout)
 		}
-		return false, describeCheckError(err)
+		return false, scrubCheckError(describeCheckError(err), u.URL)
 	}
 	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	_ = resp.Body.Close()
@@ -303,6 +305,22 @@ func (hc *healthChecker) check(ctx context.Context, u *Upstream) (bool, string) 
 		return false, fmt.Sprintf("status %d", resp.StatusCode)
 	}
 	return true, ""
+}
+
+// scrubCheckError masks what of the upstream's URL could be secret (its
+// userinfo) wherever a transport's error quoted it: the text is shown on
+// the status page and in Health.
+func scrubCheckError(msg string, u *url.URL) string {
+	if u == nil || u.User == nil {
+		return msg
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		msg = strings.ReplaceAll(msg, p, redact.Mask)
+	}
+	if name := u.User.Username(); name != "" {
+		msg = strings.ReplaceAll(msg, name, redact.Mask)
+	}
+	return msg
 }
 
 // describeCheckError says what went wrong without the URL (the upstream

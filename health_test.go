@@ -1,8 +1,11 @@
 package connmgr
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,4 +151,19 @@ func TestHealthCheckCanBeSwitchedOff(t *testing.T) {
 		inherit(EndpointConfig{HealthCheck: HealthCheckConfig{Path: "/health"}}, builtinDefaults()))
 	_, on := newHealthPolicy(c.HealthCheck)
 	assert.False(t, on, "an endpoint can switch off the checks it inherits")
+}
+
+func TestHealthCheckErrorHidesTheUpstreamsUserinfo(t *testing.T) {
+	hp, _ := newHealthPolicy(HealthCheckConfig{Path: "/h"})
+	rt := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		// A transport that quotes the URL it was given, userinfo and all.
+		return nil, fmt.Errorf("proxy refused %s (user %s)", r.URL.String(), r.URL.User.Username())
+	})
+	hc := &healthChecker{policy: hp, rt: rt}
+	u := &Upstream{URL: &url.URL{Scheme: "http", Host: "10.0.0.5:8080", User: url.UserPassword("svc-user", "s3cret-pw")}}
+	ok, text := hc.check(context.Background(), u)
+	assert.False(t, ok)
+	assert.Contains(t, text, "proxy refused")
+	assert.NotContains(t, text, "s3cret-pw")
+	assert.NotContains(t, text, "svc-user")
 }
