@@ -2,7 +2,11 @@ package connmgr
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -194,5 +198,75 @@ func TestTryContextUnderConcurrentUse(t *testing.T) {
 		err := tc.Err()
 		assert.True(t, errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded), "ended: %v", err)
 		cancel()
+	}
+}
+
+// TestPerTryTimeoutOverRealTransports: the attempt's own context ends a
+// stalled attempt at its per-try timeout over net/http's HTTP/1.1 and
+// HTTP/2 transports, which wait on it through a context of their own;
+// a stall while the body is read ends at the same deadline; and the
+// server sees each request's context end once the caller is done.
+func TestPerTryTimeoutOverRealTransports(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			release := make(chan struct{})
+			serverDone := make(chan struct{}, 8)
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer func() { serverDone <- struct{}{} }()
+				switch r.URL.Path {
+				case "/stall":
+					select {
+					case <-r.Context().Done():
+					case <-release:
+					}
+				case "/stall-body":
+					_, _ = io.WriteString(w, "partial")
+					w.(http.Flusher).Flush()
+					select {
+					case <-r.Context().Done():
+					case <-release:
+					}
+				default:
+					_, _ = io.WriteString(w, r.Proto)
+				}
+			}))
+			srv.EnableHTTP2 = h2
+			srv.StartTLS()
+			defer srv.Close()
+			defer close(release)
+			base := &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
+			m := newTestManager(t, Config{Default: EndpointConfig{Timeout: 150 * time.Millisecond, Retry: RetryConfig{MaxAttempts: 1}}},
+				WithTLSConfig("default", base))
+			proto := callOK(t, m, srv.URL)
+			assert.Equal(t, map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[h2], proto)
+			<-serverDone
+
+			start := time.Now()
+			resp, err := m.Client().Get(srv.URL + "/stall")
+			if resp != nil {
+				_ = resp.Body.Close()
+			}
+			require.Error(t, err)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Less(t, time.Since(start), 3*time.Second)
+			select {
+			case <-serverDone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the server never saw the stalled request end")
+			}
+
+			resp, err = m.Client().Get(srv.URL + "/stall-body")
+			require.NoError(t, err)
+			_, err = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			assert.ErrorIs(t, err, context.DeadlineExceeded, "the per-try timeout also bounds the body")
+			select {
+			case <-serverDone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the server never saw the stalled body end")
+			}
+			assert.EqualValues(t, 0, m.Stats().InFlight)
+			m.CloseIdleConnections()
+		})
 	}
 }
