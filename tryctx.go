@@ -32,8 +32,9 @@ type tryContext struct {
 	err  atomic.Value // error: set once, by the first cancel
 	done atomic.Value // chan struct{}: made by the first Done
 
+	armed atomic.Bool // the timer and the watch on the parent run: Err need not look
+
 	mu         sync.Mutex
-	armed      bool
 	timer      *time.Timer
 	stopParent func() bool // ends the watch on parent (armed, parent cancelable)
 	first      tryFunc     // the first function registered by AfterFunc (f nil: none)
@@ -84,10 +85,15 @@ func (t *tryContext) Done() <-chan struct{} {
 }
 
 // Err returns nil until the context ends, then why it ended. Unarmed, it
-// notices the deadline by the clock and the parent's end by asking it.
+// notices the deadline by the clock and the parent's end by asking it;
+// armed, the timer and the watch on the parent end it, as they close
+// Done.
 func (t *tryContext) Err() error {
 	if err := t.err.Load(); err != nil {
 		return err.(error)
+	}
+	if t.armed.Load() {
+		return nil
 	}
 	if err := t.parent.Err(); err != nil {
 		t.cancel(err)
@@ -152,10 +158,10 @@ func (t *tryContext) unregister(id uint64) bool {
 // deadline already past, or a parent already ended, ends the context:
 // what must then run after t.mu is released is returned.
 func (t *tryContext) armLocked() cancelled {
-	if t.armed || t.err.Load() != nil {
+	if t.armed.Load() || t.err.Load() != nil {
 		return cancelled{}
 	}
-	t.armed = true
+	t.armed.Store(true)
 	if err := t.parent.Err(); err != nil {
 		return t.cancelLocked(err)
 	}

@@ -40,7 +40,7 @@ func TestTryContextDeadlineIsTheEarlierOfItsOwnAndTheParents(t *testing.T) {
 func TestTryContextUnarmedNoticesItsDeadlineByTheClock(t *testing.T) {
 	tc := newTryContext(context.Background(), time.Now().Add(20*time.Millisecond))
 	assert.NoError(t, tc.Err())
-	assert.False(t, tc.armed)
+	assert.False(t, tc.armed.Load())
 	time.Sleep(30 * time.Millisecond)
 	assert.ErrorIs(t, tc.Err(), context.DeadlineExceeded)
 	select {
@@ -107,7 +107,7 @@ func TestTryContextStopEndsItAndWhatDerivesFromIt(t *testing.T) {
 	defer cancelChild(nil)
 	var ran atomic.Int32
 	context.AfterFunc(tc, func() { ran.Add(1) })
-	require.True(t, tc.armed, "a derived context arms the timer")
+	require.True(t, tc.armed.Load(), "a derived context arms the timer")
 	tc.stop()
 	tc.stop() // once only
 	assert.ErrorIs(t, tc.Err(), context.Canceled)
