@@ -37,6 +37,7 @@ type attempt struct {
 	sent      time.Time
 	deadline  time.Time // the per-try deadline the attempt ran under
 	obs       AttemptObserver
+	met       *attemptInstruments // metrics of the attempt waiting for its headers (otel_pipeline.go)
 
 	settled  bool        // settle ran
 	returned bool        // run returned normally
@@ -56,6 +57,9 @@ func (a *attempt) run() verdict {
 func (a *attempt) unwind() {
 	if a.returned {
 		return
+	}
+	if a.met != nil {
+		a.met.active.Add(-1) // the transport never returned
 	}
 	if c := a.c; !c.finished.Load() {
 		// The call ends here: count it, and close a body never sent.
@@ -247,7 +251,7 @@ func (a *attempt) takeToken() error {
 		return err
 	}
 	start := time.Time{}
-	observed := c.observer() != nil
+	observed := c.observer() != nil || c.m.opts.telemetry.meters != nil
 	if observed {
 		start = c.m.now()
 	}
@@ -327,10 +331,17 @@ func (a *attempt) send() (*http.Response, error) {
 	if o := c.observer(); o != nil {
 		a.observeStart(o)
 	}
+	if ms := c.m.opts.telemetry.meters; ms != nil {
+		a.met = a.metricsStart(ms) // otel_pipeline.go
+	}
 	c.attempts++
 	resp, err := c.m.transportRoundTrip(c.ep, a.req)
 	if a.obs != nil {
 		c.m.observeHeaders(a.obs, HeadersEvent{Response: resp, Err: err, At: c.m.now()})
+	}
+	if a.met != nil {
+		a.metricsHeaders(a.met, resp, err)
+		a.met = nil
 	}
 	return resp, err
 }

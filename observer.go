@@ -113,6 +113,11 @@ type AttemptEvent struct {
 	// BreakerState is the state of the upstream's breaker at admission.
 	BreakerState BreakerState
 	Start        time.Time
+
+	// carrier holds the trace context connmgr's own observer writes into
+	// Request's headers (otel_carrier.go): storage of the attempt's, so
+	// that injecting allocates nothing.
+	carrier attemptCarrier
 }
 
 // HeadersEvent describes an attempt's response headers or transport error.

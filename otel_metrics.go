@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -85,7 +84,8 @@ type attemptKey struct {
 
 // attemptInstruments holds the attribute sets of an attempt's metrics.
 type attemptInstruments struct {
-	active   atomic.Int64          // attempts in flight, reported by the callback
+	om       *otelMetrics
+	active   atomic.Int64          // attempts waiting for their headers, reported by the callback
 	set      attribute.Set         // method, server address and port, endpoint
 	duration []metric.RecordOption // the above, plus status and error type
 	endpoint string
@@ -121,7 +121,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 		}
 	}
 	om.requestDuration, err = meter.Float64Histogram("http.client.request.duration",
-		metric.WithUnit("s"), metric.WithDescription("Duration of HTTP client requests (each attempt, until its body is closed or read)."),
+		metric.WithUnit("s"), metric.WithDescription("Duration of HTTP client requests (each attempt, until its response headers or its error)."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	keep(err)
 	om.retries, err = meter.Int64Counter("connmgr.client.retries",
@@ -140,7 +140,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 
 	ob := &om.observables
 	ob.activeRequests, err = meter.Int64ObservableUpDownCounter("http.client.active_requests",
-		metric.WithUnit("{request}"), metric.WithDescription("Number of active HTTP requests (attempts sent whose body is not yet closed)."))
+		metric.WithUnit("{request}"), metric.WithDescription("Number of active HTTP requests (attempts sent that have not had their response headers or error yet)."))
 	keep(err)
 	ob.calls, err = meter.Int64ObservableCounter("connmgr.client.calls",
 		metric.WithUnit("{call}"), metric.WithDescription("Calls finished, by endpoint and outcome (success, failure, error, refused, fallback)."))
@@ -286,42 +286,6 @@ func (om *otelMetrics) retried(ei *endpointInstruments, reason string) {
 	om.retries.Add(context.Background(), 1, addOpts(ei, ei.reasons, reason, attrRetryReason.String(reason))...)
 }
 
-func (om *otelMetrics) callEnd(ei *endpointInstruments, outcome callOutcomeKind) {
-	ei.outcomes[outcome].Add(1)
-}
-
-// attemptStart counts the attempt as active and records its limiter wait.
-func (om *otelMetrics) attemptStart(ctx context.Context, ei *endpointInstruments, ev *AttemptEvent) *attemptInstruments {
-	method, _ := spanMethod(ev.Request.Method)
-	ai := ei.lastAttempt.Load()
-	if ai == nil || ai.upstream != ev.Upstream || ai.method != method {
-		ai = om.attemptAttrs(attemptKey{endpoint: ei.key, upstream: ev.Upstream, method: method})
-		ei.lastAttempt.Store(ai)
-	}
-	ai.active.Add(1)
-	if ev.LimiterWait > 0 {
-		om.limiterWait.Record(ctx, ev.LimiterWait.Seconds(), ei.base...)
-	}
-	return ai
-}
-
-// attemptEnd records the attempt's duration and ends its active count.
-// A canceled attempt (a losing hedge, a discarded response) is not a
-// latency sample.
-func (om *otelMetrics) attemptEnd(ctx context.Context, ai *attemptInstruments, ei *endpointInstruments, status int, errType string, canceled bool, d time.Duration) {
-	ai.active.Add(-1)
-	if canceled {
-		return
-	}
-	opts := ai.durationOpts(status, errType)
-	if opts == nil {
-		full := om.attemptAttrs(attemptKey{endpoint: ai.endpoint, upstream: ai.upstream, method: ai.method, status: status, errType: errType})
-		opts = full.duration
-		ai.last.Store(&durationSet{status: status, errType: errType, opts: opts})
-	}
-	om.requestDuration.Record(ctx, d.Seconds(), opts...)
-}
-
 // attemptAttrs returns the cached attribute sets for k.
 func (om *otelMetrics) attemptAttrs(k attemptKey) *attemptInstruments {
 	om.attemptMu.Lock()
@@ -343,6 +307,7 @@ func (om *otelMetrics) attemptAttrs(k attemptKey) *attemptInstruments {
 		kvs = append(kvs, attrErrorType.String(k.errType))
 	}
 	ai := &attemptInstruments{
+		om:       om,
 		set:      active,
 		duration: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kvs...))},
 		endpoint: k.endpoint,
