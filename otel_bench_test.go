@@ -141,3 +141,22 @@ func (nopCall) Retry(RetryEvent)                           {}
 func (nopCall) End(CallEndEvent)                           {}
 func (nopAttempt) Headers(HeadersEvent)                    {}
 func (nopAttempt) End(AttemptEndEvent)                     {}
+
+// BenchmarkSDKNeverSampleSpanStart is the floor of a sampled-out trace:
+// the SDK's own tracer.Start with NeverSample, which allocates the
+// non-recording span and the context that carries it (2 allocations).
+// connmgr's call span costs exactly this; the rest of the
+// trace-never-sample case of BenchmarkPipelineTelemetry is the call's
+// side struct and the attempt's own header map (docs/observability.md).
+func BenchmarkSDKNeverSampleSpanStart(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	tr := tp.Tracer(instrumentationName)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		_, span := tr.Start(ctx, "connmgr GET", callSpanOpts...)
+		span.End()
+	}
+}
