@@ -37,7 +37,7 @@ type attempt struct {
 	sent      time.Time
 	deadline  time.Time // the per-try deadline the attempt ran under
 	obs       AttemptObserver
-	met       *attemptInstruments // metrics of the attempt waiting for its headers (otel_pipeline.go)
+	met       *attemptInstruments // the attempt's metrics until its duration is recorded (otel_pipeline.go)
 
 	settled  bool        // settle ran
 	returned bool        // run returned normally
@@ -57,9 +57,6 @@ func (a *attempt) run() verdict {
 func (a *attempt) unwind() {
 	if a.returned {
 		return
-	}
-	if a.met != nil {
-		a.met.active.Add(-1) // the transport never returned
 	}
 	if c := a.c; !c.finished.Load() {
 		// The call ends here: count it, and close a body never sent.
@@ -339,10 +336,6 @@ func (a *attempt) send() (*http.Response, error) {
 	if a.obs != nil {
 		c.m.observeHeaders(a.obs, HeadersEvent{Response: resp, Err: err, At: c.m.now()})
 	}
-	if a.met != nil {
-		a.metricsHeaders(a.met, resp, err)
-		a.met = nil
-	}
 	return resp, err
 }
 
@@ -454,6 +447,9 @@ func (a *attempt) end(status int, err error, canceled bool) {
 	}
 	if a.cancel != nil {
 		a.cancel()
+	}
+	if a.met != nil {
+		a.metricsDone(status, err, canceled, a.c.m.since(a.sent))
 	}
 	if a.obs != nil {
 		failed := err != nil || (status != 0 && a.c.ep.retry.retryOn.has(status))

@@ -23,6 +23,9 @@ func (a *attempt) decide(resp *http.Response, err error) verdict {
 	if !failed {
 		return final(c.answer(a, a.req, resp, false))
 	}
+	if a.met != nil {
+		a.metricsDone(statusOf(resp), err, resp == nil && a.ownCancel.Load(), c.m.since(a.sent))
+	}
 	return a.failed(resp, err, retryable)
 }
 

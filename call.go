@@ -320,6 +320,9 @@ func (c *call) closeReplacedBody() {
 // ends the attempt and the call when the caller closes the body.
 func (c *call) answer(a *attempt, areq *http.Request, resp *http.Response, fallback bool) (*http.Response, error) {
 	elapsed := c.m.since(c.start)
+	if a != nil && a.met != nil {
+		a.metricsAnswered(resp.StatusCode, elapsed) // otel_pipeline.go
+	}
 	if !fallback && len(c.hooks().responses) > 0 {
 		r, err := c.runResponseHooks(a, areq, resp, elapsed)
 		if err != nil {

@@ -43,6 +43,9 @@ type otelMetrics struct {
 	attempts        map[attemptKey]*attemptInstruments
 
 	cacheRegistration metric.Registration // the cache instruments' callback (otel_cache.go)
+	// sdk is set when requestDuration is the OpenTelemetry SDK's, which
+	// is not user code: it is called without the recovery helper.
+	sdk bool
 }
 
 // observableInstruments read Manager.Stats() at each collection.
@@ -186,6 +189,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 	keep(err)
 	om.registration = reg
 	om.cacheRegistration = registerCacheMetrics(m, meter, keep) // otel_cache.go
+	om.sdk = isSDKInstrument(om.requestDuration)
 	if len(om.errs) > 0 {
 		m.logger.Warn("connmgr: some OpenTelemetry instruments could not be created", "errors", len(om.errs), "error", om.errs[0].Error())
 	}
@@ -247,8 +251,12 @@ func (om *otelMetrics) observe(s Stats, o metric.Observer) error {
 // endpoint returns the endpoint's cached attribute sets.
 func (om *otelMetrics) endpoint(key string) *endpointInstruments {
 	if ei := om.lastEndpoint.Load(); ei != nil && ei.key == key {
-		return ei
+		return ei // inlined: the pipeline asks at every call
 	}
+	return om.endpointSlow(key)
+}
+
+func (om *otelMetrics) endpointSlow(key string) *endpointInstruments {
 	if v, ok := om.byEndpoint.Load(key); ok {
 		ei := v.(*endpointInstruments)
 		om.lastEndpoint.Store(ei)

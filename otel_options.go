@@ -195,8 +195,14 @@ func newMeterSource(m *Manager, mp metric.MeterProvider) *meterSource {
 
 func (s *meterSource) metrics() *otelMetrics {
 	if !s.global {
-		return s.fixed
+		return s.fixed // inlined: the pipeline asks at every call
 	}
+	return s.globalMetrics()
+}
+
+// globalMetrics returns the instruments of the global meter provider as
+// it is now.
+func (s *meterSource) globalMetrics() *otelMetrics {
 	mp := otel.GetMeterProvider()
 	if om, ok := s.cache.get(mp); ok {
 		return om

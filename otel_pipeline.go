@@ -3,16 +3,21 @@ package connmgr
 import (
 	"context"
 	"net/http"
+	"reflect"
+	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // This file records the OpenTelemetry metrics from the pipeline itself,
 // without an observer: the observer dispatch (events, clock reads,
 // recovery per event) cost several times the measurement. The pipeline
 // calls these few functions where it already stands (the attempt's send,
-// the call's end, a refusal, a retry), each behind a nil check of
-// telemetryOptions.meters, so a Manager without metrics pays one load
-// and one comparison per hook point.
+// its answer or failure, the call's end, a refusal, a retry), each
+// behind a nil check (telemetryOptions.meters, attempt.met), so a
+// Manager without metrics pays one load and one comparison per hook
+// point.
 //
 // What counts are kept in atomics (attempts waiting for their headers,
 // calls by outcome) is reported by the observable instruments
@@ -36,11 +41,15 @@ func (a *attempt) metricsStart(src *meterSource) *attemptInstruments {
 	} else {
 		up = a.req.URL.Host
 	}
-	method, _ := spanMethod(a.req.Method)
 	ai := ei.lastAttempt.Load()
-	if ai == nil || ai.upstream != up || ai.method != method {
-		ai = om.attemptAttrs(attemptKey{endpoint: ei.key, upstream: up, method: method})
-		ei.lastAttempt.Store(ai)
+	// A known method is its own semantic conventions name: the common
+	// case compares the request's as it is.
+	if ai == nil || ai.upstream != up || ai.method != a.req.Method {
+		method, _ := spanMethod(a.req.Method)
+		if ai == nil || ai.upstream != up || ai.method != method {
+			ai = om.attemptAttrs(attemptKey{endpoint: ei.key, upstream: up, method: method})
+			ei.lastAttempt.Store(ai)
+		}
 	}
 	ai.active.Add(1)
 	if a.waited > 0 {
@@ -49,26 +58,45 @@ func (a *attempt) metricsStart(src *meterSource) *attemptInstruments {
 	return ai
 }
 
-// metricsHeaders records the attempt's http.client.request.duration when
-// its transport returned (the response headers, or the error), as
-// otelhttp's Transport measures it, and ends its active count. An
-// attempt connmgr itself canceled before it got a response (a losing
-// hedge) is not a latency sample.
-func (a *attempt) metricsHeaders(ai *attemptInstruments, resp *http.Response, err error) {
-	c := a.c
-	d := c.m.since(a.sent)
+// metricsAnswered is metricsDone for the attempt whose response the call
+// returns, elapsed after the call's start: the attempt's duration
+// without a clock read.
+func (a *attempt) metricsAnswered(status int, elapsed time.Duration) {
+	if a.sent != a.c.start { // a retry, or a wait before the first send
+		elapsed -= a.sent.Sub(a.c.start)
+	}
+	a.metricsDone(status, nil, false, elapsed)
+}
+
+// metricsDone records the attempt's http.client.request.duration, d,
+// and ends its active count, once. d runs until the transport returned
+// (the response headers, or the error), as otelhttp's Transport measures
+// it: the caller of answer passes the elapsed time it read anyway (no
+// clock read of its own), the failure paths read the clock before they
+// drain the body. An attempt connmgr itself canceled before it got a
+// response (a losing hedge) is not a latency sample.
+func (a *attempt) metricsDone(status int, err error, canceled bool, d time.Duration) {
+	ai := a.met
+	a.met = nil
 	ai.active.Add(-1)
-	status := 0
-	if resp != nil {
-		status = resp.StatusCode
-	} else if a.ownCancel.Load() {
+	if canceled && status == 0 {
 		return
 	}
-	et := errorType(err, status)
-	if et == "" && status != 0 && c.ep.retry.retryOn.has(status) {
+	c := a.c
+	et := ""
+	if err != nil || status >= 400 {
+		et = errorType(err, status)
+	} else if status != 0 && c.ep.retry.retryOn.has(status) {
 		et = "_OTHER" // a status the endpoint retries is a failure
 	}
-	ai.record(c.m, a.req.Context(), d, status, et)
+	// The exemplar filter looks for a span in the context: without an
+	// observer or a hook, the attempt's context holds the caller's span,
+	// and the caller's context is the shorter walk to it.
+	ctx := c.req.Context()
+	if a.obs != nil || a.hooked != nil {
+		ctx = a.req.Context()
+	}
+	ai.record(c.m, ctx, d, status, et)
 }
 
 // metricsEnd counts the call by outcome. The counts are reported by an
@@ -78,11 +106,15 @@ func (c *call) metricsEnd(src *meterSource, resp *http.Response, err error, fall
 	if om == nil {
 		return
 	}
-	status := 0
-	if resp != nil {
-		status = resp.StatusCode
+	k := callSuccess
+	if resp == nil || err != nil || fallback || resp.StatusCode >= http.StatusTooManyRequests {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		k = pipelineOutcome(status, err, fallback)
 	}
-	om.endpoint(c.ep.key).outcomes[pipelineOutcome(status, err, fallback)].Add(1)
+	om.endpoint(c.ep.key).outcomes[k].Add(1)
 }
 
 // pipelineOutcome is callOutcome for the pipeline, which knows a local
@@ -136,8 +168,8 @@ func (om *otelMetrics) limiterWaited(m *Manager, ei *endpointInstruments, d time
 
 // record measures one attempt's duration with the cached attribute set
 // of its status and error type. The instrument is the meter provider's:
-// a provider other than the SDK's is user code, so the measurement runs
-// under the recovery helper (an open-coded defer: a few instructions).
+// the OpenTelemetry SDK's is called directly; any other provider's is
+// user code, and runs under the recovery helper.
 func (ai *attemptInstruments) record(m *Manager, ctx context.Context, d time.Duration, status int, errType string) {
 	opts := ai.durationOpts(status, errType)
 	if opts == nil {
@@ -145,6 +177,28 @@ func (ai *attemptInstruments) record(m *Manager, ctx context.Context, d time.Dur
 		opts = full.duration
 		ai.last.Store(&durationSet{status: status, errType: errType, opts: opts})
 	}
+	if ai.om.sdk {
+		ai.om.requestDuration.Record(ctx, d.Seconds(), opts...)
+		return
+	}
+	recordGuarded(m, ai.om.requestDuration, ctx, d.Seconds(), opts)
+}
+
+func recordGuarded(m *Manager, h metric.Float64Histogram, ctx context.Context, v float64, opts []metric.RecordOption) {
 	defer m.recovered("meter provider", "Record", nil)
-	ai.om.requestDuration.Record(ctx, d.Seconds(), opts...)
+	h.Record(ctx, v, opts...)
+}
+
+// isSDKInstrument reports whether v is an instrument of the OpenTelemetry
+// SDK (go.opentelemetry.io/otel/sdk/metric), not user code.
+func isSDKInstrument(v any) bool {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return false
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	p := t.PkgPath()
+	return p == "go.opentelemetry.io/otel/sdk/metric" || strings.HasPrefix(p, "go.opentelemetry.io/otel/sdk/metric/")
 }
