@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
@@ -158,5 +159,26 @@ func BenchmarkSDKNeverSampleSpanStart(b *testing.B) {
 	for range b.N {
 		_, span := tr.Start(ctx, "connmgr GET", callSpanOpts...)
 		span.End()
+	}
+}
+
+// BenchmarkSDKHistogramRecord is the floor of the metrics case: one
+// measurement of the SDK's histogram with a cached attribute set, as the
+// pipeline records http.client.request.duration per attempt.
+func BenchmarkSDKHistogramRecord(b *testing.B) {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	h, err := mp.Meter(instrumentationName).Float64Histogram("http.client.request.duration",
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+		attrMethod.String("GET"), attrServerAddress.String("api.test"), attrEndpoint.String("api.test"), attrStatus.Int(200)))}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		h.Record(ctx, 0.001, opts...)
 	}
 }

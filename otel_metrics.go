@@ -39,6 +39,7 @@ type otelMetrics struct {
 	observables     observableInstruments               //
 	byEndpoint      sync.Map                            // endpoint key → *endpointInstruments
 	lastEndpoint    atomic.Pointer[endpointInstruments] // the latest looked up: a run of calls to one endpoint skips the map
+	lastAttempt     atomic.Pointer[attemptInstruments]  // the attempt sets last used: a run of attempts to one upstream takes no lock
 	attemptMu       sync.Mutex                          // guards attempts
 	attempts        map[attemptKey]*attemptInstruments
 
@@ -69,14 +70,11 @@ type observableInstruments struct {
 // once.
 type endpointInstruments struct {
 	key      string
-	base     []metric.RecordOption     // connmgr.endpoint
-	outcomes [numOutcomes]atomic.Int64 // calls by outcome, reported by the callback
-	// lastAttempt is the attempt sets last used, so that a run of calls to
-	// the same upstream takes no lock.
-	lastAttempt atomic.Pointer[attemptInstruments]
-	mu          sync.Mutex                    // guards the maps below
-	reasons     map[string][]metric.AddOption // by retry reason
-	refusals    map[Refusal][]metric.AddOption
+	base     []metric.RecordOption         // connmgr.endpoint
+	outcomes [numOutcomes]atomic.Int64     // calls by outcome, reported by the callback
+	mu       sync.Mutex                    // guards the maps below
+	reasons  map[string][]metric.AddOption // by retry reason
+	refusals map[Refusal][]metric.AddOption
 }
 
 type attemptKey struct {

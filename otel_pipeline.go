@@ -34,36 +34,54 @@ func (a *attempt) metricsStart(src *meterSource) *attemptInstruments {
 		return nil
 	}
 	c := a.c
-	ei := om.endpoint(c.ep.key)
 	var up string
 	if a.up != nil {
 		up = a.up.guard.key
 	} else {
 		up = a.req.URL.Host
 	}
-	ai := ei.lastAttempt.Load()
+	ai := om.lastAttempt.Load()
 	// A known method is its own semantic conventions name: the common
 	// case compares the request's as it is.
-	if ai == nil || ai.upstream != up || ai.method != a.req.Method {
-		method, _ := spanMethod(a.req.Method)
-		if ai == nil || ai.upstream != up || ai.method != method {
-			ai = om.attemptAttrs(attemptKey{endpoint: ei.key, upstream: up, method: method})
-			ei.lastAttempt.Store(ai)
-		}
+	if ai == nil || ai.upstream != up || ai.method != a.req.Method || ai.endpoint != c.ep.key {
+		ai = a.attemptInstruments(om, up)
 	}
 	ai.active.Add(1)
 	if a.waited > 0 {
-		om.limiterWaited(c.m, ei, a.waited)
+		om.limiterWaited(c.m, om.endpoint(c.ep.key), a.waited)
 	}
 	return ai
 }
 
-// metricsAnswered is metricsDone for the attempt whose response the call
-// returns, elapsed after the call's start: the attempt's duration
-// without a clock read.
+// attemptInstruments looks up the attempt's instruments past the last
+// used ones.
+func (a *attempt) attemptInstruments(om *otelMetrics, up string) *attemptInstruments {
+	method, _ := spanMethod(a.req.Method)
+	ai := om.lastAttempt.Load()
+	if ai == nil || ai.upstream != up || ai.method != method || ai.endpoint != a.c.ep.key {
+		ai = om.attemptAttrs(attemptKey{endpoint: a.c.ep.key, upstream: up, method: method})
+		om.lastAttempt.Store(ai)
+	}
+	return ai
+}
+
+// metricsAnswered records the duration of the attempt whose response the
+// call returns, elapsed after the call's start (no clock read of its
+// own). The common case, a status that is no failure measured with the
+// SDK's instrument, is spelled out here.
 func (a *attempt) metricsAnswered(status int, elapsed time.Duration) {
-	if a.sent != a.c.start { // a retry, or a wait before the first send
-		elapsed -= a.sent.Sub(a.c.start)
+	c := a.c
+	if a.sent != c.start { // a retry, or a wait before the first send
+		elapsed -= a.sent.Sub(c.start)
+	}
+	ai := a.met
+	if status < 400 && !c.ep.retry.retryOn.has(status) && ai.om.sdk && a.obs == nil && a.hooked == nil {
+		if opts := ai.durationOpts(status, ""); opts != nil {
+			a.met = nil
+			ai.active.Add(-1)
+			ai.om.requestDuration.Record(c.req.Context(), elapsed.Seconds(), opts...)
+			return
+		}
 	}
 	a.metricsDone(status, nil, false, elapsed)
 }
@@ -71,10 +89,10 @@ func (a *attempt) metricsAnswered(status int, elapsed time.Duration) {
 // metricsDone records the attempt's http.client.request.duration, d,
 // and ends its active count, once. d runs until the transport returned
 // (the response headers, or the error), as otelhttp's Transport measures
-// it: the caller of answer passes the elapsed time it read anyway (no
-// clock read of its own), the failure paths read the clock before they
-// drain the body. An attempt connmgr itself canceled before it got a
-// response (a losing hedge) is not a latency sample.
+// it: answer passes the elapsed time it read anyway (metricsAnswered),
+// the failure paths read the clock before they drain the body. An
+// attempt connmgr itself canceled before it got a response (a losing
+// hedge) is not a latency sample.
 func (a *attempt) metricsDone(status int, err error, canceled bool, d time.Duration) {
 	ai := a.met
 	a.met = nil
