@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/metric"
@@ -271,3 +272,30 @@ func (panickingHistogram) Record(context.Context, float64, ...metric.RecordOptio
 	panic("histogram boom")
 }
 func (panickingCounter) Add(context.Context, int64, ...metric.AddOption) { panic("counter boom") }
+
+// A global meter provider installed before New is followed by the
+// pipeline's own metrics, with no observer registered for them.
+func TestGlobalMeterProviderRecordsWithoutAnObserver(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	prev := otel.GetMeterProvider()
+	otel.SetMeterProvider(mp)
+	defer otel.SetMeterProvider(prev)
+	ft := RoundTripperFunc(func(r *http.Request) (*http.Response, error) { return cannedResponse(r, 200, "ok"), nil })
+	m := newTestManager(t, Config{}, WithTransport(ft), WithTracerProvider(tracenoop.NewTracerProvider()))
+	assert.Empty(t, m.observers, "metrics alone register no observer")
+	assert.False(t, m.Observed())
+	req, _ := http.NewRequest(http.MethodGet, "http://api.test/v1/x", nil)
+	for range 3 {
+		resp, err := m.RoundTrip(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+	}
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	hd := findMetric(t, rm, "http.client.request.duration").Data.(metricdata.Histogram[float64])
+	require.Len(t, hd.DataPoints, 1)
+	assert.Equal(t, uint64(3), hd.DataPoints[0].Count)
+	assert.Equal(t, int64(3), sumInt(t, rm, "connmgr.client.calls", map[string]string{"connmgr.outcome": "success"}))
+}
