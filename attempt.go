@@ -38,6 +38,7 @@ type attempt struct {
 	sent      time.Time
 	deadline  time.Time // the per-try deadline the attempt ran under
 	obs       AttemptObserver
+	met       *attemptInstruments // the attempt's metrics until its duration is recorded (otel_pipeline.go)
 
 	settled  bool        // settle ran
 	returned bool        // run returned normally
@@ -248,7 +249,7 @@ func (a *attempt) takeToken() error {
 		return err
 	}
 	start := time.Time{}
-	observed := c.observer() != nil
+	observed := c.observer() != nil || c.m.opts.telemetry.meters != nil
 	if observed {
 		start = c.m.now()
 	}
@@ -327,6 +328,9 @@ func (a *attempt) send() (*http.Response, error) {
 	a.prepare()
 	if o := c.observer(); o != nil {
 		a.observeStart(o)
+	}
+	if ms := c.m.opts.telemetry.meters; ms != nil {
+		a.met = a.metricsStart(ms) // otel_pipeline.go
 	}
 	c.attempts++
 	resp, err := c.m.transportRoundTrip(c.ep, a.req)
@@ -441,6 +445,9 @@ func (a *attempt) end(status int, err error, canceled bool) {
 		return
 	}
 	a.stopContext()
+	if a.met != nil {
+		a.metricsDone(status, err, canceled, a.c.m.since(a.sent))
+	}
 	if a.obs != nil {
 		failed := err != nil || (status != 0 && a.c.ep.retry.retryOn.has(status))
 		a.c.m.observeAttemptEnd(a.obs, AttemptEndEvent{StatusCode: status, Err: err, Canceled: canceled, Failed: failed, At: a.c.m.now()})

@@ -23,6 +23,9 @@ func (a *attempt) decide(resp *http.Response, err error) verdict {
 	if !failed {
 		return final(c.answer(a, a.req, resp, false))
 	}
+	if a.met != nil {
+		a.metricsDone(statusOf(resp), err, resp == nil && a.ownCancel.Load(), c.m.since(a.sent))
+	}
 	return a.failed(resp, err, retryable)
 }
 
@@ -171,6 +174,9 @@ func (a *attempt) retry(resp *http.Response, err error, wait time.Duration, toke
 	if o := c.observer(); o != nil {
 		c.m.observeRetry(o, RetryEvent{Attempt: a.n, Reason: reason, StatusCode: statusOf(resp), Err: err, Wait: wait})
 	}
+	if ms := c.m.opts.telemetry.meters; ms != nil {
+		ms.retried(c.m, c.ep.key, reason)
+	}
 	c.m.logRetry(c.req.Context(), c.ep, c.req, a.n, int(c.lastStatus), err, wait)
 	if werr := sleepCtx(c.req.Context(), wait); werr != nil {
 		c.ep.budget.refund(token)
@@ -243,7 +249,7 @@ func (a *attempt) admitRetry(retryAfter time.Duration, resp *http.Response) (tim
 	if !token.ok() {
 		ep.stats.budgetExhausted.Add(1)
 		c.budgetRef = true
-		if c.observer() != nil {
+		if c.observer() != nil || c.m.opts.telemetry.meters != nil {
 			c.refusalSeen(a.n+1, "", RefusedRetryBudget, ErrRetryBudgetExhausted)
 		}
 	}

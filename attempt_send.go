@@ -122,7 +122,7 @@ func (c *call) plainRequest(actx context.Context, body io.ReadCloser, first bool
 		// Observers may add headers (trace context), and only that: the
 		// attempt gets a header map of its own; its values are shared,
 		// capped so that an Add copies them.
-		r.Header = headerWith(req.Header, ep.setHeaders)
+		r.Header = observedHeader(req.Header, ep.setHeaders)
 	case len(ep.setHeaders) > 0:
 		// Only the transport sees it, and it does not write to it.
 		r.Header = headerWith(req.Header, ep.setHeaders)

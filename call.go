@@ -283,10 +283,13 @@ func (c *call) fail(kind, cause error) (*http.Response, error) {
 	return nil, err
 }
 
-// end reports the end of the call to its observer.
+// end reports the end of the call to its observer and its metrics.
 func (c *call) end(resp *http.Response, err error, fallback bool) {
 	if o := c.observer(); o != nil {
 		c.m.observeCallEnd(o, CallEndEvent{Response: resp, Err: err, Attempts: int(c.attempts), Fallback: fallback, Duration: c.m.since(c.start)})
+	}
+	if ms := c.m.opts.telemetry.meters; ms != nil {
+		c.metricsEnd(ms, resp, err, fallback) // otel_pipeline.go
 	}
 }
 
@@ -316,6 +319,9 @@ func (c *call) closeReplacedBody() {
 // ends the attempt and the call when the caller closes the body.
 func (c *call) answer(a *attempt, areq *http.Request, resp *http.Response, fallback bool) (*http.Response, error) {
 	elapsed := c.m.since(c.start)
+	if a != nil && a.met != nil {
+		a.metricsAnswered(resp.StatusCode, elapsed) // otel_pipeline.go
+	}
 	if !fallback && len(c.hooks().responses) > 0 {
 		r, err := c.runResponseHooks(a, areq, resp, elapsed)
 		if err != nil {
@@ -440,10 +446,13 @@ func (c *call) answerRefused(resp *http.Response) (*http.Response, error) {
 	return resp, nil
 }
 
-// refusalSeen reports a local refusal to the observer.
+// refusalSeen reports a local refusal to the observer and the metrics.
 func (c *call) refusalSeen(n int, upstream string, reason Refusal, err error) {
 	if o := c.observer(); o != nil {
 		c.m.observeRefused(o, RefusalEvent{Endpoint: c.ep.key, Upstream: upstream, Reason: reason, Attempt: n, Err: err, At: c.m.now()})
+	}
+	if ms := c.m.opts.telemetry.meters; ms != nil {
+		ms.refused(c.m, c.ep.key, reason)
 	}
 }
 

@@ -10,8 +10,9 @@ import (
 // a connection: the call's start, a local refusal with its reason, each
 // attempt's start, its response headers and its end (when the body is
 // closed or read to the end), each retry decision with its wait, and the
-// call's end. OpenTelemetry tracing and metrics, logs and the status page
-// implement it. Register one with WithObserver.
+// call's end. OpenTelemetry tracing and the refusal log implement it
+// (OpenTelemetry metrics are recorded by the pipeline itself, at the same
+// points, at a fraction of the cost). Register one with WithObserver.
 //
 // StartCall returns the observer of that one call, or nil to see nothing
 // more of it. A Manager with no observer pays nothing for the extension
@@ -113,6 +114,11 @@ type AttemptEvent struct {
 	// BreakerState is the state of the upstream's breaker at admission.
 	BreakerState BreakerState
 	Start        time.Time
+
+	// carrier holds the trace context connmgr's own observer writes into
+	// Request's headers (otel_carrier.go): storage of the attempt's, so
+	// that injecting allocates nothing.
+	carrier attemptCarrier
 }
 
 // HeadersEvent describes an attempt's response headers or transport error.

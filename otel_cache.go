@@ -123,11 +123,8 @@ func boundedCache(v string, known ...string) string {
 }
 
 // readCacheMark notes a cache's mark on the call: its span gets the
-// cache attributes, and a call the cache answered itself is left out of
-// the call metrics (the cache counts it).
+// cache attributes. (A call the cache answered itself never enters the
+// pipeline, which records the call metrics: the cache counts it.)
 func (c *otelCall) readCacheMark(ctx context.Context) {
 	c.cacheStatus = CacheStatusFromContext(ctx)
-	if c.cacheStatus != "" && cacheServed(c.cacheStatus) {
-		c.ep = nil
-	}
 }

@@ -141,6 +141,10 @@ func TestE2ERefusedCallLeavesASpanWithTheReason(t *testing.T) {
 	assert.Equal(t, "connmgr.refused", s.Events[0].Name)
 	assert.Equal(t, "circuit_open", attrMap(s.Events[0].Attributes)["connmgr.refusal.reason"].AsString())
 	assert.Contains(t, h.logs.String(), "connmgr: call refused")
+	rm := h.metrics(t)
+	assert.Equal(t, int64(1), sumInt(t, rm, "connmgr.client.refusals", map[string]string{"connmgr.refusal.reason": "circuit_open", "connmgr.endpoint": "default"}))
+	assert.Equal(t, int64(1), sumInt(t, rm, "connmgr.client.calls", map[string]string{"connmgr.outcome": "refused"}))
+	assert.Equal(t, int64(1), sumInt(t, rm, "connmgr.client.calls", map[string]string{"connmgr.outcome": "failure"}), "the 503 that opened the breaker")
 	assertNoSecrets(t, h)
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -40,10 +39,14 @@ type otelMetrics struct {
 	observables     observableInstruments               //
 	byEndpoint      sync.Map                            // endpoint key → *endpointInstruments
 	lastEndpoint    atomic.Pointer[endpointInstruments] // the latest looked up: a run of calls to one endpoint skips the map
+	lastAttempt     atomic.Pointer[attemptInstruments]  // the attempt sets last used: a run of attempts to one upstream takes no lock
 	attemptMu       sync.Mutex                          // guards attempts
 	attempts        map[attemptKey]*attemptInstruments
 
 	cacheRegistration metric.Registration // the cache instruments' callback (otel_cache.go)
+	// sdk is set when requestDuration is the OpenTelemetry SDK's, which
+	// is not user code: it is called without the recovery helper.
+	sdk bool
 }
 
 // observableInstruments read Manager.Stats() at each collection.
@@ -67,14 +70,11 @@ type observableInstruments struct {
 // once.
 type endpointInstruments struct {
 	key      string
-	base     []metric.RecordOption     // connmgr.endpoint
-	outcomes [numOutcomes]atomic.Int64 // calls by outcome, reported by the callback
-	// lastAttempt is the attempt sets last used, so that a run of calls to
-	// the same upstream takes no lock.
-	lastAttempt atomic.Pointer[attemptInstruments]
-	mu          sync.Mutex                    // guards the maps below
-	reasons     map[string][]metric.AddOption // by retry reason
-	refusals    map[Refusal][]metric.AddOption
+	base     []metric.RecordOption         // connmgr.endpoint
+	outcomes [numOutcomes]atomic.Int64     // calls by outcome, reported by the callback
+	mu       sync.Mutex                    // guards the maps below
+	reasons  map[string][]metric.AddOption // by retry reason
+	refusals map[Refusal][]metric.AddOption
 }
 
 type attemptKey struct {
@@ -85,7 +85,8 @@ type attemptKey struct {
 
 // attemptInstruments holds the attribute sets of an attempt's metrics.
 type attemptInstruments struct {
-	active   atomic.Int64          // attempts in flight, reported by the callback
+	om       *otelMetrics
+	active   atomic.Int64          // attempts waiting for their headers, reported by the callback
 	set      attribute.Set         // method, server address and port, endpoint
 	duration []metric.RecordOption // the above, plus status and error type
 	endpoint string
@@ -121,7 +122,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 		}
 	}
 	om.requestDuration, err = meter.Float64Histogram("http.client.request.duration",
-		metric.WithUnit("s"), metric.WithDescription("Duration of HTTP client requests (each attempt, until its body is closed or read)."),
+		metric.WithUnit("s"), metric.WithDescription("Duration of HTTP client requests (each attempt, until its response headers or its error)."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	keep(err)
 	om.retries, err = meter.Int64Counter("connmgr.client.retries",
@@ -140,7 +141,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 
 	ob := &om.observables
 	ob.activeRequests, err = meter.Int64ObservableUpDownCounter("http.client.active_requests",
-		metric.WithUnit("{request}"), metric.WithDescription("Number of active HTTP requests (attempts sent whose body is not yet closed)."))
+		metric.WithUnit("{request}"), metric.WithDescription("Number of active HTTP requests (attempts sent that have not had their response headers or error yet)."))
 	keep(err)
 	ob.calls, err = meter.Int64ObservableCounter("connmgr.client.calls",
 		metric.WithUnit("{call}"), metric.WithDescription("Calls finished, by endpoint and outcome (success, failure, error, refused, fallback)."))
@@ -186,6 +187,7 @@ func newOTelMetrics(m *Manager, mp metric.MeterProvider) *otelMetrics {
 	keep(err)
 	om.registration = reg
 	om.cacheRegistration = registerCacheMetrics(m, meter, keep) // otel_cache.go
+	om.sdk = isSDKInstrument(om.requestDuration)
 	if len(om.errs) > 0 {
 		m.logger.Warn("connmgr: some OpenTelemetry instruments could not be created", "errors", len(om.errs), "error", om.errs[0].Error())
 	}
@@ -247,8 +249,12 @@ func (om *otelMetrics) observe(s Stats, o metric.Observer) error {
 // endpoint returns the endpoint's cached attribute sets.
 func (om *otelMetrics) endpoint(key string) *endpointInstruments {
 	if ei := om.lastEndpoint.Load(); ei != nil && ei.key == key {
-		return ei
+		return ei // inlined: the pipeline asks at every call
 	}
+	return om.endpointSlow(key)
+}
+
+func (om *otelMetrics) endpointSlow(key string) *endpointInstruments {
 	if v, ok := om.byEndpoint.Load(key); ok {
 		ei := v.(*endpointInstruments)
 		om.lastEndpoint.Store(ei)
@@ -286,42 +292,6 @@ func (om *otelMetrics) retried(ei *endpointInstruments, reason string) {
 	om.retries.Add(context.Background(), 1, addOpts(ei, ei.reasons, reason, attrRetryReason.String(reason))...)
 }
 
-func (om *otelMetrics) callEnd(ei *endpointInstruments, outcome callOutcomeKind) {
-	ei.outcomes[outcome].Add(1)
-}
-
-// attemptStart counts the attempt as active and records its limiter wait.
-func (om *otelMetrics) attemptStart(ctx context.Context, ei *endpointInstruments, ev *AttemptEvent) *attemptInstruments {
-	method, _ := spanMethod(ev.Request.Method)
-	ai := ei.lastAttempt.Load()
-	if ai == nil || ai.upstream != ev.Upstream || ai.method != method {
-		ai = om.attemptAttrs(attemptKey{endpoint: ei.key, upstream: ev.Upstream, method: method})
-		ei.lastAttempt.Store(ai)
-	}
-	ai.active.Add(1)
-	if ev.LimiterWait > 0 {
-		om.limiterWait.Record(ctx, ev.LimiterWait.Seconds(), ei.base...)
-	}
-	return ai
-}
-
-// attemptEnd records the attempt's duration and ends its active count.
-// A canceled attempt (a losing hedge, a discarded response) is not a
-// latency sample.
-func (om *otelMetrics) attemptEnd(ctx context.Context, ai *attemptInstruments, ei *endpointInstruments, status int, errType string, canceled bool, d time.Duration) {
-	ai.active.Add(-1)
-	if canceled {
-		return
-	}
-	opts := ai.durationOpts(status, errType)
-	if opts == nil {
-		full := om.attemptAttrs(attemptKey{endpoint: ai.endpoint, upstream: ai.upstream, method: ai.method, status: status, errType: errType})
-		opts = full.duration
-		ai.last.Store(&durationSet{status: status, errType: errType, opts: opts})
-	}
-	om.requestDuration.Record(ctx, d.Seconds(), opts...)
-}
-
 // attemptAttrs returns the cached attribute sets for k.
 func (om *otelMetrics) attemptAttrs(k attemptKey) *attemptInstruments {
 	om.attemptMu.Lock()
@@ -343,6 +313,7 @@ func (om *otelMetrics) attemptAttrs(k attemptKey) *attemptInstruments {
 		kvs = append(kvs, attrErrorType.String(k.errType))
 	}
 	ai := &attemptInstruments{
+		om:       om,
 		set:      active,
 		duration: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kvs...))},
 		endpoint: k.endpoint,

@@ -30,16 +30,19 @@ type telemetryOptions struct {
 	propagator     propagation.TextMapPropagator
 
 	// Set up by New (setupTelemetry).
-	observer *otelObserver // nil when both providers are no-ops
+	observer *otelObserver // the tracing observer; nil when tracing is off
+	meters   *meterSource  // what the pipeline records metrics into (otel_pipeline.go); nil when metrics are off
 	monitor  *monitor      // nil unless the logger takes Warn
 	started  time.Time     // when New ran
 }
 
 // setupTelemetry puts the refusal-log observer (when the logger takes
-// Warn) and the OpenTelemetry observer (when a provider exists) ahead of
-// the observers given with WithObserver, counts breaker transitions, and
-// notes the start time. With neither, no observer is added: a call pays
-// nothing for observability beyond the last-minute counters of Stats.
+// Warn) and the OpenTelemetry tracing observer (when a tracer provider
+// exists) ahead of the observers given with WithObserver, sets up the
+// metrics the pipeline records directly (when a meter provider exists:
+// no observer for them), counts breaker transitions, and notes the start
+// time. With none of these, no observer is added: a call pays nothing for
+// observability beyond the last-minute counters of Stats.
 func (m *Manager) setupTelemetry() {
 	t := &m.opts.telemetry
 	t.started = m.now()
@@ -48,15 +51,17 @@ func (m *Manager) setupTelemetry() {
 		t.monitor = &monitor{m: m}
 		own = append(own, t.monitor)
 	}
-	o := newOTelObserver(m, *t)
-	if o.tracers.global || o.tracers.fixed != nil || o.meters.global || o.meters.fixed != nil {
-		t.observer = o
-		own = append(own, o)
+	if ms := newMeterSource(m, t.meterProvider); ms.global || ms.fixed != nil {
+		t.meters = ms
 		m.opts.stateListeners = append(m.opts.stateListeners, func(c StateChange) {
-			if om := o.meters.metrics(); om != nil {
+			if om := ms.metrics(); om != nil {
 				om.breakerTransition(c)
 			}
 		})
+	}
+	if o := newOTelObserver(m, *t); o.tracers.global || o.tracers.fixed != nil {
+		t.observer = o
+		own = append(own, o)
 	}
 	m.opts.observers = append(own, m.opts.observers...)
 	m.observers = m.opts.observers
@@ -64,8 +69,8 @@ func (m *Manager) setupTelemetry() {
 
 // close unregisters the metric callbacks.
 func (t *telemetryOptions) close() {
-	if t.observer != nil {
-		t.observer.meters.close()
+	if t.meters != nil {
+		t.meters.close()
 	}
 }
 
@@ -190,8 +195,14 @@ func newMeterSource(m *Manager, mp metric.MeterProvider) *meterSource {
 
 func (s *meterSource) metrics() *otelMetrics {
 	if !s.global {
-		return s.fixed
+		return s.fixed // inlined: the pipeline asks at every call
 	}
+	return s.globalMetrics()
+}
+
+// globalMetrics returns the instruments of the global meter provider as
+// it is now.
+func (s *meterSource) globalMetrics() *otelMetrics {
 	mp := otel.GetMeterProvider()
 	if om, ok := s.cache.get(mp); ok {
 		return om

@@ -8,8 +8,10 @@ import (
 	"go.opentelemetry.io/otel"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -213,47 +215,91 @@ func TestOTelRefusedCallLeavesASpanWithItsReason(t *testing.T) {
 	assert.Equal(t, "connmgr.refused", s.Events[0].Name)
 	assert.Equal(t, "circuit_open", attrMap(s.Events[0].Attributes)["connmgr.refusal.reason"].AsString())
 
-	rm := h.metrics(t)
-	assert.Equal(t, int64(1), sumInt(t, rm, "connmgr.client.refusals", map[string]string{"connmgr.refusal.reason": "circuit_open", "connmgr.endpoint": "api.test"}))
-	assert.Equal(t, int64(1), sumInt(t, rm, "connmgr.client.calls", map[string]string{"connmgr.outcome": "refused"}))
+	// The metrics are the pipeline's (otel_pipeline.go), not the
+	// observer's: TestE2ERefusedCallLeavesASpanWithTheReason counts them.
 	assert.Contains(t, h.logs.String(), `msg="connmgr: call refused" endpoint=api.test reason=circuit_open`)
 	assertNoSecrets(t, h)
 }
 
+// scriptedTransport answers each call as scriptedCall does: a 503, a
+// refused connection, then a 200 with a body.
+func scriptedTransport() http.RoundTripper {
+	var n atomic.Int64
+	return RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		switch n.Add(1) % 3 {
+		case 1:
+			return cannedResponse(r, 503, "busy"), nil
+		case 2:
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		}
+		return cannedResponse(r, 200, "ok"), nil
+	})
+}
+
+// The metrics are recorded by the pipeline itself, with or without the
+// tracing observer: the same points either way.
 func TestOTelMetricPointsAfterAScriptedRun(t *testing.T) {
-	h := newOTelHarness(t, Config{Default: EndpointConfig{CircuitBreaker: BreakerConfig{ConsecutiveFailures: 5}}})
-	o := h.observer(t)
-	for range 2 {
-		scriptedCall(t, o, secretRequest(t, context.Background()))
-	}
-	rm := h.metrics(t)
+	for _, tracing := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tracing=%v", tracing), func(t *testing.T) {
+			cfg := Config{Default: fastRetries(3)}
+			cfg.Default.CircuitBreaker = BreakerConfig{ConsecutiveFailures: 5}
+			cfg.Default.RateLimit = RateLimitConfig{Rate: 1000, Burst: 1, MaxWait: time.Second} // every attempt after the first waits
+			opts := []Option{WithTransport(scriptedTransport())}
+			if !tracing {
+				opts = append(opts, WithTracerProvider(tracenoop.NewTracerProvider()))
+			}
+			h := newOTelHarness(t, cfg, opts...)
+			if !tracing {
+				require.Nil(t, h.m.opts.telemetry.observer, "metrics alone register no observer")
+			}
+			for range 2 {
+				resp, err := h.m.RoundTrip(secretRequest(t, context.Background()))
+				require.NoError(t, err)
+				assert.Equal(t, 200, resp.StatusCode)
+				b, _ := io.ReadAll(resp.Body)
+				require.NoError(t, resp.Body.Close())
+				assert.Equal(t, "ok", string(b))
+			}
+			rm := h.metrics(t)
 
-	hist := findMetric(t, rm, "http.client.request.duration")
-	assert.Equal(t, "s", hist.Unit)
-	hd := hist.Data.(metricdata.Histogram[float64])
-	counts := map[string]uint64{}
-	for _, dp := range hd.DataPoints {
-		et, _ := dp.Attributes.Value("error.type")
-		counts[et.AsString()] += dp.Count
-		assert.Equal(t, durationBuckets, dp.Bounds)
-		m, _ := dp.Attributes.Value("http.request.method")
-		assert.Equal(t, "GET", m.AsString())
-		addr, _ := dp.Attributes.Value("server.address")
-		assert.Equal(t, "api.test", addr.AsString())
-	}
-	assert.Equal(t, map[string]uint64{"503": 2, "connection_refused": 2, "": 2}, counts)
+			hist := findMetric(t, rm, "http.client.request.duration")
+			assert.Equal(t, "s", hist.Unit)
+			hd := hist.Data.(metricdata.Histogram[float64])
+			counts := map[string]uint64{}
+			statuses := map[int64]uint64{}
+			for _, dp := range hd.DataPoints {
+				et, _ := dp.Attributes.Value("error.type")
+				counts[et.AsString()] += dp.Count
+				st, _ := dp.Attributes.Value("http.response.status_code")
+				statuses[st.AsInt64()] += dp.Count
+				assert.Equal(t, durationBuckets, dp.Bounds)
+				m, _ := dp.Attributes.Value("http.request.method")
+				assert.Equal(t, "GET", m.AsString())
+				addr, _ := dp.Attributes.Value("server.address")
+				assert.Equal(t, "api.test", addr.AsString())
+				port, _ := dp.Attributes.Value("server.port")
+				assert.Equal(t, int64(8080), port.AsInt64())
+				ep, _ := dp.Attributes.Value("connmgr.endpoint")
+				assert.Equal(t, "default", ep.AsString())
+				assert.Greater(t, dp.Sum, 0.0)
+			}
+			assert.Equal(t, map[string]uint64{"503": 2, "connection_refused": 2, "": 2}, counts)
+			assert.Equal(t, map[int64]uint64{503: 2, 0: 2, 200: 2}, statuses)
 
-	assert.Equal(t, int64(0), sumInt(t, rm, "http.client.active_requests", nil), "every attempt ended")
-	assert.Equal(t, int64(2), sumInt(t, rm, "connmgr.client.calls", map[string]string{"connmgr.outcome": "success", "connmgr.endpoint": "api.test"}))
-	assert.Equal(t, int64(2), sumInt(t, rm, "connmgr.client.retries", map[string]string{"connmgr.retry.reason": "status"}))
-	assert.Equal(t, int64(2), sumInt(t, rm, "connmgr.client.retries", map[string]string{"connmgr.retry.reason": "connect"}))
-	lw := findMetric(t, rm, "connmgr.client.limiter.wait").Data.(metricdata.Histogram[float64])
-	require.Len(t, lw.DataPoints, 1)
-	assert.Equal(t, uint64(6), lw.DataPoints[0].Count)
-	// The breaker state gauge reads Stats: the default endpoint's breaker exists.
-	findMetric(t, rm, "connmgr.client.calls.active")
-	findMetric(t, rm, "connmgr.client.config.reloads")
-	assertNoSecrets(t, h)
+			assert.Equal(t, int64(0), sumInt(t, rm, "http.client.active_requests", nil), "every attempt ended")
+			assert.Equal(t, int64(2), sumInt(t, rm, "connmgr.client.calls", map[string]string{"connmgr.outcome": "success", "connmgr.endpoint": "default"}))
+			assert.Equal(t, int64(2), sumInt(t, rm, "connmgr.client.retries", map[string]string{"connmgr.retry.reason": "status"}))
+			assert.Equal(t, int64(2), sumInt(t, rm, "connmgr.client.retries", map[string]string{"connmgr.retry.reason": "connect"}))
+			lw := findMetric(t, rm, "connmgr.client.limiter.wait").Data.(metricdata.Histogram[float64])
+			require.Len(t, lw.DataPoints, 1)
+			assert.GreaterOrEqual(t, lw.DataPoints[0].Count, uint64(5), "the attempts that waited for a token")
+			assert.LessOrEqual(t, lw.DataPoints[0].Count, uint64(6))
+			// The breaker state gauge reads Stats: the default endpoint's breaker exists.
+			findMetric(t, rm, "connmgr.client.calls.active")
+			findMetric(t, rm, "connmgr.client.config.reloads")
+			assertNoSecrets(t, h)
+		})
+	}
 }
 
 func TestOTelNoProviderNoWork(t *testing.T) {

@@ -18,12 +18,12 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// otelObserver is the Observer behind WithTracerProvider, WithMeterProvider
-// and WithPropagator (and the global providers when those are not given).
+// otelObserver is the Observer behind WithTracerProvider and WithPropagator
+// (and the global providers when those are not given). Metrics do not go
+// through it: the pipeline records them directly (otel_pipeline.go).
 //
 // Trace shape: one span per call ("connmgr GET", kind internal) and, under
 // it, one client span per attempt ("GET"), as the HTTP semantic
@@ -42,7 +42,6 @@ import (
 type otelObserver struct {
 	m       *Manager
 	tracers *tracerSource
-	meters  *meterSource
 	opts    telemetryOptions
 	calls   sync.Pool // of *otelCall, recycled once a call and its attempts ended
 }
@@ -51,7 +50,6 @@ func newOTelObserver(m *Manager, opts telemetryOptions) *otelObserver {
 	o := &otelObserver{
 		m:       m,
 		tracers: newTracerSource(opts.tracerProvider),
-		meters:  newMeterSource(m, opts.meterProvider),
 		opts:    opts,
 	}
 	o.calls.New = func() any { return new(otelCall) }
@@ -96,23 +94,16 @@ const (
 	attrReloadResult  = attribute.Key("connmgr.reload.result")
 )
 
-// StartCall starts the call span and picks the meter of this call.
+// StartCall starts the call span.
 func (o *otelObserver) StartCall(ev *CallEvent) CallObserver {
 	tr := o.tracers.tracer()
-	mt := o.meters.metrics()
-	if tr == nil && mt == nil {
+	if tr == nil {
 		return nil
 	}
 	c := o.calls.Get().(*otelCall)
-	c.o, c.tracer, c.metrics, c.endpoint, c.method, c.start = o, tr, mt, ev.Endpoint, ev.Request.Method, ev.Start
-	if mt != nil {
-		c.ep = mt.endpoint(ev.Endpoint)
-	}
+	c.o, c.tracer, c.endpoint, c.method, c.start = o, tr, ev.Endpoint, ev.Request.Method, ev.Start
 	if cacheStatusUsed.Load() {
 		c.readCacheMark(ev.Context) // cache_observe.go
-	}
-	if tr == nil {
-		return c
 	}
 	method, known := spanMethod(ev.Request.Method)
 	c.ctx, c.span = tr.Start(ev.Context, callSpanName(method), callSpanOpts...)
@@ -159,13 +150,10 @@ func spanMethod(m string) (string, bool) {
 	return "_OTHER", false
 }
 
-// otelCall follows one call: its span, the attempts still open, and what
-// the metrics need at its end.
+// otelCall follows one call: its span and the attempts still open.
 type otelCall struct {
 	o        *otelObserver
-	tracer   trace.Tracer // nil: tracing off
-	metrics  *otelMetrics // nil: metrics off
-	ep       *endpointInstruments
+	tracer   trace.Tracer
 	endpoint string
 	method   string
 	start    time.Time
@@ -188,12 +176,11 @@ type otelCall struct {
 	cacheStatus string // a cache's mark on the call (WithCacheStatus)
 }
 
-// addsHeaders reports whether the call's attempts get trace context
-// headers: only when tracing is on (metrics alone write none).
-func (c *otelCall) addsHeaders() bool { return c.tracer != nil }
+// addsHeaders reports that the call's attempts get trace context
+// headers.
+func (c *otelCall) addsHeaders() bool { return true }
 
-// Refused records a local refusal: an event on the call span, and the
-// refusal counter.
+// Refused records a local refusal: an event on the call span.
 func (c *otelCall) Refused(ev RefusalEvent) {
 	c.mu.Lock()
 	c.refusal = ev.Reason
@@ -204,9 +191,6 @@ func (c *otelCall) Refused(ev RefusalEvent) {
 			attrUpstream.String(ev.Upstream),
 			attrAttempt.Int(ev.Attempt),
 		))
-	}
-	if c.ep != nil {
-		c.metrics.refused(c.ep, ev.Reason)
 	}
 }
 
@@ -222,51 +206,21 @@ func (c *otelCall) AttemptStart(ev *AttemptEvent) AttemptObserver {
 	c.firstUsed = true
 	c.mu.Unlock()
 	a.c, a.start, a.ctx = c, ev.Start, ev.Context
-	if c.tracer != nil {
-		// The attempt's request and its header map are its own (the
-		// pipeline copies the map for observers): inject into it.
-		if ev.Request.Header == nil {
-			ev.Request.Header = http.Header{}
-		}
-		carrier := headerCarrier(ev.Request.Header)
-		if c.recording {
-			a.span = c.startAttemptSpan(ev)
-			ev.Context = httptrace.WithClientTrace(trace.ContextWithSpan(ev.Context, a.span), &httptrace.ClientTrace{GotConn: a.gotConn})
-			a.ctx = ev.Context
-			c.o.opts.propagatorOrGlobal().Inject(ev.Context, carrier)
-		} else {
-			// Sampled out: no attempt span; the call span's context, with
-			// its not-sampled flag, is what the attempt propagates.
-			c.o.opts.propagatorOrGlobal().Inject(c.ctx, carrier)
-		}
+	// The attempt's request and its header map are its own (the pipeline
+	// copies the map for observers): inject into it, with the values held
+	// by the event (attemptCarrier).
+	if ev.Request.Header == nil {
+		ev.Request.Header = http.Header{}
 	}
-	if c.ep != nil {
-		a.inst = c.metrics.attemptStart(a.ctx, c.ep, ev)
+	ctx := c.ctx // sampled out: no attempt span; the call span's context, with its not-sampled flag, is what the attempt propagates
+	if c.recording {
+		a.span = c.startAttemptSpan(ev)
+		ev.Context = httptrace.WithClientTrace(trace.ContextWithSpan(ev.Context, a.span), &httptrace.ClientTrace{GotConn: a.gotConn})
+		a.ctx = ev.Context
+		ctx = ev.Context
 	}
+	ev.carrier.inject(c.o.opts.propagatorOrGlobal(), ctx, ev.Request.Header)
 	return a
-}
-
-// headerCarrier is propagation.HeaderCarrier whose Set knows the
-// canonical form of the W3C trace context and baggage keys, so that
-// injecting them allocates no key (http.Header.Set would canonicalize
-// "traceparent" into a new string each time).
-type headerCarrier http.Header
-
-func (h headerCarrier) Get(key string) string { return propagation.HeaderCarrier(h).Get(key) }
-func (h headerCarrier) Keys() []string        { return propagation.HeaderCarrier(h).Keys() }
-
-func (h headerCarrier) Set(key, value string) {
-	switch key {
-	case "traceparent":
-		key = "Traceparent"
-	case "tracestate":
-		key = "Tracestate"
-	case "baggage":
-		key = "Baggage"
-	default:
-		key = http.CanonicalHeaderKey(key)
-	}
-	http.Header(h)[key] = []string{value}
 }
 
 // startAttemptSpan starts the client span of an attempt under the call
@@ -325,9 +279,6 @@ func (c *otelCall) Retry(ev RetryEvent) {
 		}
 		c.span.AddEvent("connmgr.backoff", trace.WithAttributes(attrs...))
 	}
-	if c.ep != nil {
-		c.metrics.retried(c.ep, ev.Reason)
-	}
 }
 
 // End records the call's outcome; the span ends now, or when the last
@@ -367,9 +318,6 @@ func (c *otelCall) End(ev CallEndEvent) {
 			c.span.SetStatus(codes.Error, c.errorText(ev.Err, et))
 		}
 		c.span.SetAttributes(attrs...)
-	}
-	if c.ep != nil {
-		c.metrics.callEnd(c.ep, outcome)
 	}
 	// Last: once ended is set, the last attempt to end may recycle c.
 	c.mu.Lock()
@@ -449,7 +397,6 @@ type otelAttempt struct {
 	ctx    context.Context
 	start  time.Time
 	status int
-	inst   *attemptInstruments
 	peer   atomic.Value // string: the remote address, from httptrace
 }
 
@@ -491,7 +438,7 @@ func (a *otelAttempt) Headers(ev HeadersEvent) {
 }
 
 // End ends the attempt span (its body closed or read to the end, or the
-// error that ended it) and records the request duration.
+// error that ended it).
 func (a *otelAttempt) End(ev AttemptEndEvent) {
 	status := ev.StatusCode
 	if status == 0 {
@@ -523,9 +470,6 @@ func (a *otelAttempt) End(ev AttemptEndEvent) {
 			a.span.SetStatus(codes.Error, a.c.errorText(ev.Err, et))
 		}
 		a.span.End(trace.WithTimestamp(at))
-	}
-	if a.inst != nil {
-		a.c.metrics.attemptEnd(a.ctx, a.inst, a.c.ep, status, et, ev.Canceled && status == 0, at.Sub(a.start))
 	}
 	a.c.attemptEnded(at)
 }
