@@ -249,7 +249,7 @@ func (a *attempt) admitRetry(retryAfter time.Duration, resp *http.Response) (tim
 	if !token.ok() {
 		ep.stats.budgetExhausted.Add(1)
 		c.budgetRef = true
-		if c.observer() != nil || c.m.opts.telemetry.meters != nil {
+		if c.observer() != nil || c.m.opts.telemetry.meters != nil || c.m.opts.telemetry.monitor != nil {
 			c.refusalSeen(a.n+1, "", RefusedRetryBudget, ErrRetryBudgetExhausted)
 		}
 	}

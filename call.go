@@ -120,7 +120,7 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 		return nil, m.callError(ep, req, 0, 0, ErrClosed, nil)
 	}
 	ep.stats.requests.Add(1)
-	c := new(call) // one allocation: the call is also its response's body wrapper
+	c := m.newCall() // one allocation: the call is also its response's body wrapper
 	m.initCall(c, ep, req, hops)
 	if ep.bulkhead != nil {
 		if err := ep.bulkhead.acquire(req.Context(), c.callDeadline(), m.now); err != nil {
@@ -129,6 +129,17 @@ func (m *Manager) startCall(ep *endpoint, req *http.Request, hops int) (*http.Re
 	}
 	ep.budget.deposit()
 	return c.run()
+}
+
+// newCall allocates a call. A call that hooks or observers will need the
+// side struct for (call_side.go) gets it in the same allocation.
+func (m *Manager) newCall() *call {
+	if len(m.observers) == 0 && m.chain.Load().empty() {
+		return new(call)
+	}
+	sc := new(sidedCall)
+	sc.call.side = &sc.side
+	return &sc.call
 }
 
 func (m *Manager) initCall(c *call, ep *endpoint, req *http.Request, hops int) {
@@ -446,10 +457,18 @@ func (c *call) answerRefused(resp *http.Response) (*http.Response, error) {
 	return resp, nil
 }
 
-// refusalSeen reports a local refusal to the observer and the metrics.
+// refusalSeen reports a local refusal to the observer, the refusal log
+// and the metrics.
 func (c *call) refusalSeen(n int, upstream string, reason Refusal, err error) {
-	if o := c.observer(); o != nil {
-		c.m.observeRefused(o, RefusalEvent{Endpoint: c.ep.key, Upstream: upstream, Reason: reason, Attempt: n, Err: err, At: c.m.now()})
+	o, mon := c.observer(), c.m.opts.telemetry.monitor
+	if o != nil || mon != nil {
+		ev := RefusalEvent{Endpoint: c.ep.key, Upstream: upstream, Reason: reason, Attempt: n, Err: err, At: c.m.now()}
+		if o != nil {
+			c.m.observeRefused(o, ev)
+		}
+		if mon != nil {
+			mon.refused(ev)
+		}
 	}
 	if ms := c.m.opts.telemetry.meters; ms != nil {
 		ms.refused(c.m, c.ep.key, reason)

@@ -32,6 +32,13 @@ type callSide struct {
 	chain *hookChain
 }
 
+// sidedCall is a call and its side struct in one allocation, for a call
+// that needs the side struct from the start (newCall).
+type sidedCall struct {
+	call call
+	side callSide
+}
+
 // sided returns the call's side struct, made on first use.
 func (c *call) sided() *callSide {
 	if c.side == nil {

@@ -36,9 +36,9 @@ type telemetryOptions struct {
 	started  time.Time     // when New ran
 }
 
-// setupTelemetry puts the refusal-log observer (when the logger takes
-// Warn) and the OpenTelemetry tracing observer (when a tracer provider
-// exists) ahead of the observers given with WithObserver, sets up the
+// setupTelemetry sets up the refusal log (when the logger takes Warn),
+// puts the OpenTelemetry tracing observer (when a tracer provider exists)
+// ahead of the observers given with WithObserver, sets up the
 // metrics the pipeline records directly (when a meter provider exists:
 // no observer for them), counts breaker transitions, and notes the start
 // time. With none of these, no observer is added: a call pays nothing for
@@ -48,8 +48,7 @@ func (m *Manager) setupTelemetry() {
 	t.started = m.now()
 	var own []Observer
 	if m.opts.logger != nil && m.opts.logger.Enabled(context.Background(), slog.LevelWarn) {
-		t.monitor = &monitor{m: m}
-		own = append(own, t.monitor)
+		t.monitor = &monitor{m: m} // told of refusals by the pipeline (refusalSeen): no observer
 	}
 	if ms := newMeterSource(m, t.meterProvider); ms.global || ms.fixed != nil {
 		t.meters = ms

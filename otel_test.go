@@ -200,7 +200,9 @@ func TestOTelRefusedCallLeavesASpanWithItsReason(t *testing.T) {
 	req := secretRequest(t, context.Background())
 	co := o.StartCall(&CallEvent{Context: req.Context(), Request: req, Endpoint: "api.test", Start: time.Now()})
 	err := fmt.Errorf("connmgr: GET %s: %w", "http://api.test:8080/v1/orders", ErrCircuitOpen)
-	co.Refused(RefusalEvent{Endpoint: "api.test", Upstream: "api.test:8080", Reason: RefusedCircuitOpen, Attempt: 1, Err: err, At: time.Now()})
+	ev := RefusalEvent{Endpoint: "api.test", Upstream: "api.test:8080", Reason: RefusedCircuitOpen, Attempt: 1, Err: err, At: time.Now()}
+	co.Refused(ev)
+	h.m.opts.telemetry.monitor.refused(ev) // the refusal log, told by the pipeline (call.refusalSeen)
 	co.End(CallEndEvent{Err: err, Duration: time.Microsecond})
 
 	spans := h.spans.GetSpans()
@@ -396,7 +398,7 @@ func TestLoggingObserverOnlyWithALogger(t *testing.T) {
 	assert.Nil(t, m.opts.telemetry.monitor)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
 	m = newTestManager(t, Config{}, WithLogger(quiet))
-	assert.Nil(t, m.opts.telemetry.monitor, "a logger that drops Warn gets no refusal observer")
+	assert.Nil(t, m.opts.telemetry.monitor, "a logger that drops Warn gets no refusal log")
 }
 
 func TestRefusalLogsAreRateLimited(t *testing.T) {
@@ -585,4 +587,20 @@ func TestRunningConfigIsRedacted(t *testing.T) {
 	assert.Contains(t, out, "billing/1")
 	assert.Equal(t, 3*time.Second, rc.Endpoints["api.test"].Timeout)
 	assert.Equal(t, "REDACTED", rc.Endpoints["api.test"].Auth.BearerToken)
+}
+
+func TestRefusalLogIsNotAnObserver(t *testing.T) {
+	var buf bytes.Buffer
+	ft := RoundTripperFunc(func(r *http.Request) (*http.Response, error) { return cannedResponse(r, 200, ""), nil })
+	m := newTestManager(t, Config{Default: EndpointConfig{RateLimit: RateLimitConfig{Rate: 1, Per: time.Hour, Burst: 1}}},
+		WithTransport(ft), WithLogger(newTestLogger(&lockedWriter{w: &buf})))
+	require.NotNil(t, m.opts.telemetry.monitor)
+	assert.Empty(t, m.observers, "a logger costs a call nothing until it is refused")
+	req, _ := http.NewRequest(http.MethodGet, "http://api.test/", nil)
+	resp, err := m.RoundTrip(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	_, err = m.RoundTrip(req)
+	require.ErrorIs(t, err, ErrRateLimited)
+	assert.Contains(t, buf.String(), `msg="connmgr: call refused" endpoint=default reason=rate_limited`)
 }

@@ -125,19 +125,21 @@ func (s *endpointStats) window(now, started time.Time) *WindowStats {
 	return ws
 }
 
-// monitor is the Manager's log observer, registered when the logger
-// takes Warn: it logs local refusals, at most one line per endpoint and
-// reason every 10 seconds (the others are counted in the next line's
-// "suppressed"). It keeps no per-call state: StartCall returns the
-// endpoint's shared observer, and attempts are not observed.
+// monitor is the Manager's refusal log, made when the logger takes
+// Warn: the pipeline tells it of each local refusal (call.refusalSeen),
+// and it logs at most one line per endpoint and reason every 10 seconds
+// (the others are counted in the next line's "suppressed"). It is not an
+// Observer: a call that is not refused pays nothing for it.
 type monitor struct {
 	m         *Manager
 	endpoints sync.Map // endpoint key → *endpointMonitor
 }
 
-// StartCall returns the endpoint's observer.
-func (mo *monitor) StartCall(ev *CallEvent) CallObserver {
-	return mo.endpoint(ev.Endpoint)
+// refused logs a local refusal, at most one line per endpoint and
+// reason every refusalLogEvery. The logger's handler is user code.
+func (mo *monitor) refused(ev RefusalEvent) {
+	defer mo.m.recovered("logger", ev.Endpoint, nil)
+	mo.endpoint(ev.Endpoint).Refused(ev)
 }
 
 func (mo *monitor) endpoint(key string) *endpointMonitor {
@@ -148,7 +150,7 @@ func (mo *monitor) endpoint(key string) *endpointMonitor {
 	return v.(*endpointMonitor)
 }
 
-// endpointMonitor is the CallObserver of every call to one endpoint.
+// endpointMonitor logs the refusals of one endpoint.
 type endpointMonitor struct {
 	mo       *monitor
 	refusals sync.Map // Refusal → *refusalLog
@@ -186,10 +188,6 @@ func (w *endpointMonitor) Refused(ev RefusalEvent) {
 	w.mo.m.logger.LogAttrs(context.Background(), slog.LevelWarn, "connmgr: call refused", attrs...)
 }
 
-func (w *endpointMonitor) addsHeaders() bool                          { return false }
-func (w *endpointMonitor) AttemptStart(*AttemptEvent) AttemptObserver { return nil }
-func (w *endpointMonitor) Retry(RetryEvent)                           {}
-func (w *endpointMonitor) End(CallEndEvent)                           {}
 
 // rateRing is a ring of per-second counters over the last minute.
 type rateRing struct {
