@@ -188,7 +188,6 @@ func (w *endpointMonitor) Refused(ev RefusalEvent) {
 	w.mo.m.logger.LogAttrs(context.Background(), slog.LevelWarn, "connmgr: call refused", attrs...)
 }
 
-
 // rateRing is a ring of per-second counters over the last minute.
 type rateRing struct {
 	slots [windowSeconds]rateSlot
