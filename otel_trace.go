@@ -344,22 +344,12 @@ func (c *otelCall) errorText(err error, et string) string {
 // redactErrorText is err's message with the URL of a *url.Error redacted,
 // as the Manager returns it. Typed connmgr errors carry redacted URLs.
 func redactErrorText(m *Manager, err error) string {
-	msg := safeErrorString(err)
+	msg := safeString(err) // the one panic-proof describer (recover.go)
 	var ue *url.Error
 	if errors.As(err, &ue) && ue.URL != "" {
 		msg = strings.ReplaceAll(msg, ue.URL, m.redact.Load().String(ue.URL))
 	}
 	return msg
-}
-
-// safeErrorString is err.Error(), or a placeholder when Error panics.
-func safeErrorString(err error) (s string) {
-	defer func() {
-		if recover() != nil {
-			s = "error (its Error method panicked)"
-		}
-	}()
-	return err.Error()
 }
 
 func (c *otelCall) attemptEnded(at time.Time) {
