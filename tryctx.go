@@ -87,9 +87,13 @@ func (t *tryContext) Done() <-chan struct{} {
 // Err returns nil until the context ends, then why it ended. Unarmed, it
 // notices the deadline by the clock and the parent's end by asking it;
 // armed, the timer and the watch on the parent end it, as they close
-// Done.
+// Done. It never reports an end before Done is closed: cancel stores the
+// error first, then closes the channel.
 func (t *tryContext) Err() error {
 	if err := t.err.Load(); err != nil {
+		if d, _ := t.done.Load().(chan struct{}); d != nil {
+			<-d // closed by the cancel that stored err, if not yet
+		}
 		return err.(error)
 	}
 	if t.armed.Load() {
@@ -105,10 +109,16 @@ func (t *tryContext) Err() error {
 	return t.err.Load().(error)
 }
 
-// Value returns the parent's value for key. (context.Cause of this
-// context is its Err: the nearest cancelable context the context package
-// finds through Value is the parent's, whose cause is nil until it ends.)
+// Value returns the parent's value for key, except the context package's
+// own key for the nearest cancelable context, which it hides: the parent's
+// is not this context's, so context.Cause of this context is its Err (on
+// every Go version: before Go 1.26, Cause asks Value first and would find
+// a live parent's nil cause), and a context derived from it registers
+// through AfterFunc.
 func (t *tryContext) Value(key any) any {
+	if key == cancelCtxKey && key != nil {
+		return nil
+	}
 	return t.parent.Value(key)
 }
 
@@ -232,4 +242,34 @@ func (t *tryContext) cancelLocked(err error) cancelled {
 	c := cancelled{stopParent: t.stopParent, first: t.first.f, more: t.more}
 	t.stopParent, t.first, t.more = nil, tryFunc{}, nil
 	return c
+}
+
+// cancelCtxKey is the context package's key for the nearest cancelable
+// context (unexported there), learnt once by asking context.Cause of a
+// context that has ended and records the key its Value is asked for.
+// Should the context package ever look it up differently, this is nil
+// and Value hides nothing.
+var cancelCtxKey = func() any {
+	p := &keyProbe{}
+	_ = context.Cause(p)
+	if _, ok := p.key.(*int); !ok {
+		return nil
+	}
+	return p.key
+}()
+
+// keyProbe is an ended context that records the first key its Value is
+// asked for.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Err() error { return context.Canceled }
+
+func (p *keyProbe) Value(key any) any {
+	if p.key == nil {
+		p.key = key
+	}
+	return nil
 }

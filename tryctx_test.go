@@ -270,3 +270,36 @@ func TestPerTryTimeoutOverRealTransports(t *testing.T) {
 		})
 	}
 }
+
+func TestTryContextKnowsTheContextPackagesCancelKey(t *testing.T) {
+	require.NotNil(t, cancelCtxKey)
+	// Under a live cancelable parent, the cause of an attempt that ended
+	// is its own error, and stays so when the parent ends later with a
+	// cause of its own.
+	parent, cancel := context.WithCancelCause(context.Background())
+	tc := newTryContext(parent, time.Now().Add(-time.Second))
+	assert.ErrorIs(t, tc.Err(), context.DeadlineExceeded)
+	assert.ErrorIs(t, context.Cause(tc), context.DeadlineExceeded)
+	cancel(errors.New("caller went away"))
+	assert.ErrorIs(t, context.Cause(tc), context.DeadlineExceeded)
+}
+
+func TestTryContextErrIsNeverAheadOfDone(t *testing.T) {
+	for range 2000 {
+		tc := newTryContext(context.Background(), time.Time{})
+		done := tc.Done()
+		stopped := make(chan struct{})
+		go func() { tc.stop(); close(stopped) }()
+		for giveUp := time.Now().Add(5 * time.Second); tc.Err() == nil; {
+			if time.Now().After(giveUp) {
+				t.Fatal("stop never ended the context")
+			}
+		}
+		select {
+		case <-done:
+		default:
+			t.Fatal("Err reported the end before Done was closed")
+		}
+		<-stopped
+	}
+}
