@@ -286,7 +286,7 @@ func (hc *healthChecker) check(ctx context.Context, u *Upstream) (bool, string) 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
-		return false, err.Error()
+		return false, scrubCheckError(err.Error(), u.URL)
 	}
 	if u.load.host != "" {
 		req.Host = u.load.host
@@ -308,20 +308,38 @@ func (hc *healthChecker) check(ctx context.Context, u *Upstream) (bool, string) 
 }
 
 // scrubCheckError masks what of the upstream's URL could be secret (its
-// userinfo) wherever a transport's error quoted it: the text is shown on
-// the status page and in Health.
+// userinfo) wherever an error quoted it: the text is shown on the status
+// page and in Health. A URL is written with its userinfo escaped
+// ("user:p%40ss@"), a message may quote it raw: both forms are masked
+// where they stand as userinfo, and the password and the user name
+// wherever they appear on their own, unless they are too short to tell
+// from the rest of the message.
 func scrubCheckError(msg string, u *url.URL) string {
 	if u == nil || u.User == nil {
 		return msg
 	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		msg = strings.ReplaceAll(msg, p, redact.Mask)
+	name := u.User.Username()
+	p, hasPassword := u.User.Password()
+	userinfo := []string{u.User.String(), name}
+	if hasPassword {
+		userinfo = append(userinfo, name+":"+p)
 	}
-	if name := u.User.Username(); name != "" {
-		msg = strings.ReplaceAll(msg, name, redact.Mask)
+	for _, ui := range userinfo {
+		if ui != "" {
+			msg = strings.ReplaceAll(msg, ui+"@", redact.Mask+"@")
+		}
+	}
+	for _, s := range []string{p, url.QueryEscape(p), url.PathEscape(p), name, url.QueryEscape(name), url.PathEscape(name)} {
+		if len(s) >= minScrubbed {
+			msg = strings.ReplaceAll(msg, s, redact.Mask)
+		}
 	}
 	return msg
 }
+
+// minScrubbed is the shortest password or user name masked wherever it
+// appears in a message: a shorter one would mask parts of words.
+const minScrubbed = 4
 
 // describeCheckError says what went wrong without the URL (the upstream
 // is named next to it already).

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connmgr/connmgr/internal/redact"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -166,4 +167,23 @@ func TestHealthCheckErrorHidesTheUpstreamsUserinfo(t *testing.T) {
 	assert.Contains(t, text, "proxy refused")
 	assert.NotContains(t, text, "s3cret-pw")
 	assert.NotContains(t, text, "svc-user")
+}
+
+func TestScrubCheckErrorMasksEveryFormOfTheUserinfo(t *testing.T) {
+	u := &url.URL{Scheme: "http", Host: "10.0.0.5:8080", Path: "/h", User: url.UserPassword("svc user", "p@ss/w:rd")}
+	for _, msg := range []string{
+		"proxy refused " + u.String(),                       // escaped, as URL.String writes it
+		"dial " + "svc user:p@ss/w:rd@10.0.0.5:8080 failed", // raw
+		"bad password p@ss/w:rd for svc user",
+		"bad password " + url.QueryEscape("p@ss/w:rd"),
+	} {
+		got := scrubCheckError(msg, u)
+		for _, secret := range []string{"p@ss/w:rd", "p%40ss%2Fw%3Ard", "p%40ss", "svc user", "svc%20user", "svc+user"} {
+			assert.NotContains(t, got, secret, "in %q", got)
+		}
+	}
+	short := &url.URL{Scheme: "http", Host: "10.0.0.5:8080", User: url.UserPassword("e", "pw")}
+	got := scrubCheckError("dial tcp 10.0.0.5:8080: connect: connection refused (e:pw@10.0.0.5)", short)
+	assert.Equal(t, "dial tcp 10.0.0.5:8080: connect: connection refused ("+redact.Mask+"@10.0.0.5)", got,
+		"a short name is masked as userinfo only, not inside words")
 }
