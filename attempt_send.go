@@ -66,15 +66,16 @@ func (a *attempt) prepare() {
 }
 
 // attemptContext returns the per-try context and sets what ends it
-// (a.tctx or a.cancel; see stopContext).
+// (a.tctx or a.cancel; see stopContext), or neither when the attempt runs
+// under the caller's own context.
 func (a *attempt) attemptContext(parent context.Context) context.Context {
 	ctx := a.c.req.Context()
 	var actx context.Context
 	if d, ok := ctx.Deadline(); ok && parent == ctx && !a.deadline.IsZero() && !d.After(a.deadline) {
 		// The caller's own deadline comes first: it is the per-try
 		// timeout, and a context of our own would only add a second
-		// timer for the same moment.
-		actx, a.cancel = ctx, noCancel
+		// timer for the same moment: nothing of ours to end.
+		actx = ctx
 	} else if parent == ctx {
 		a.tctx = newTryContext(parent, a.deadline)
 		actx = a.tctx
@@ -197,10 +198,6 @@ func (e *transportPanicError) Error() string {
 	return "connmgr: transport panicked: " + safeString(e.value)
 }
 
-// noCancel stands for the cancel func of an attempt that runs directly
-// under the caller's context.
-func noCancel() {}
-
 // wrapBody makes resp's body end the attempt and the call when the
 // caller closes it or reads it to the end. The call itself is the
 // wrapper (no allocation of its own); the attempt, on the stack, hands
@@ -209,7 +206,7 @@ func (a *attempt) wrapBody(resp *http.Response) {
 	a.ended.Store(true) // from here on, the body ends the attempt
 	c := a.c
 	c.bodyRC, c.bodyCtx, c.bodyStatus = resp.Body, a.tctx, int32(resp.StatusCode)
-	if a.tctx == nil && a.cancel != nil && !isNoCancel(a) {
+	if a.tctx == nil && a.cancel != nil {
 		c.sided().bodyCancel = a.cancel
 	}
 	if c.side != nil {
@@ -288,7 +285,9 @@ func (a *attempt) discard(resp *http.Response) {
 		if a.tctx != nil {
 			stop = a.tctx.stop
 		}
-		if stop == nil || isNoCancel(a) {
+		if stop == nil {
+			// The attempt runs under the caller's context: only closing
+			// the body stops a stalled drain.
 			stop = func() { _ = body.Close() }
 		}
 		t := time.AfterFunc(maxDrainTime, stop)
@@ -300,10 +299,6 @@ func (a *attempt) discard(resp *http.Response) {
 		status = resp.StatusCode
 	}
 	a.end(status, nil, true)
-}
-
-func isNoCancel(a *attempt) bool {
-	return a.req != nil && a.req.Context() == a.c.req.Context()
 }
 
 // discardBody drains and closes a response nobody will read.

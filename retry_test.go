@@ -626,3 +626,43 @@ func TestValidRequest(t *testing.T) {
 		assert.Equal(t, tc.want, validRequest(req), tc.name)
 	}
 }
+
+// TestStalledDiscardedBodyIsCutOffUnderTheCallersDeadline: when the
+// caller's deadline is the per-try timeout, the attempt runs under the
+// caller's context (even wrapped, as for a discovered upstream), and the
+// stalled drain is still cut off after maxDrainTime by closing the body.
+func TestStalledDiscardedBodyIsCutOffUnderTheCallersDeadline(t *testing.T) {
+	srv := connmgrtest.NewServer(
+		connmgrtest.Step{Status: 503, Body: strings.Repeat("x", 100), ChunkDelay: 3 * time.Second, Chunks: 2},
+		connmgrtest.Step{Status: 200, Body: "ok"})
+	defer srv.Close()
+	port := srv.URL[strings.LastIndexByte(srv.URL, ':')+1:]
+	for _, tc := range []struct {
+		name     string
+		upstream string
+	}{
+		{"direct", ""},
+		{"discovered upstream", "dns:///svc.internal:" + port},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.Reset()
+			def := fastRetries(2)
+			def.Timeout = 30 * time.Second
+			cfg := Config{Default: def}
+			target := srv.URL
+			if tc.upstream != "" {
+				cfg.Endpoints = map[string]EndpointConfig{"svc.internal": {Upstreams: []UpstreamConfig{{URL: tc.upstream}}}}
+				target = "http://svc.internal:" + port
+			}
+			m := newTestManager(t, cfg, WithResolver(staticResolver{"svc.internal": {"127.0.0.1"}}))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // the per-try timeout
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+			start := time.Now()
+			resp, err := m.Do(req)
+			require.NoError(t, err)
+			assert.Equal(t, "ok", readAll(t, resp))
+			assert.Less(t, time.Since(start), 2*time.Second, "the drain is bounded in time under the caller's deadline")
+		})
+	}
+}
