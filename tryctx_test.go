@@ -211,23 +211,29 @@ func TestPerTryTimeoutOverRealTransports(t *testing.T) {
 		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
 			release := make(chan struct{})
 			serverDone := make(chan struct{}, 8)
+			// A stalled handler reports that it saw its request end, then
+			// stays until the test ends: returning would finish the
+			// response, and over TLS the client's close_notify can let that
+			// ending reach the client before its connection is closed.
+			stall := func(r *http.Request) {
+				select {
+				case <-r.Context().Done():
+					serverDone <- struct{}{}
+					<-release
+				case <-release:
+				}
+			}
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				defer func() { serverDone <- struct{}{} }()
 				switch r.URL.Path {
 				case "/stall":
-					select {
-					case <-r.Context().Done():
-					case <-release:
-					}
+					stall(r)
 				case "/stall-body":
 					_, _ = io.WriteString(w, "partial")
 					w.(http.Flusher).Flush()
-					select {
-					case <-r.Context().Done():
-					case <-release:
-					}
+					stall(r)
 				default:
 					_, _ = io.WriteString(w, r.Proto)
+					serverDone <- struct{}{}
 				}
 			}))
 			srv.EnableHTTP2 = h2
@@ -257,9 +263,9 @@ func TestPerTryTimeoutOverRealTransports(t *testing.T) {
 
 			resp, err = m.Client().Get(srv.URL + "/stall-body")
 			require.NoError(t, err)
-			_, err = io.ReadAll(resp.Body)
+			data, err := io.ReadAll(resp.Body)
 			_ = resp.Body.Close()
-			assert.ErrorIs(t, err, context.DeadlineExceeded, "the per-try timeout also bounds the body")
+			assert.ErrorIs(t, err, context.DeadlineExceeded, "the per-try timeout also bounds the body (read %q)", data)
 			select {
 			case <-serverDone:
 			case <-time.After(5 * time.Second):
