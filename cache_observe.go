@@ -43,8 +43,9 @@ func CacheStatusFromContext(ctx context.Context) string {
 	return s
 }
 
-// Observed reports whether the Manager's calls are observed (an Observer,
-// OpenTelemetry or the refusal log is registered). A cache uses it to
+// Observed reports whether the Manager's calls are observed (an Observer
+// given with WithObserver, or OpenTelemetry tracing; metrics alone and the
+// refusal log are recorded by the pipeline, not observed). A cache uses it to
 // skip marking calls (WithCacheStatus) and reporting hits
 // (ObserveCachedResponse) that nobody would see.
 func (m *Manager) Observed() bool { return len(m.observers) > 0 }
