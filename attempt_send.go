@@ -38,11 +38,7 @@ func (a *attempt) prepare() {
 			}
 		}
 	}
-	parent := c.req.Context()
-	if a.hooked != nil {
-		parent = a.hooked.Context()
-	}
-	actx := a.attemptContext(parent)
+	actx := a.attemptContext()
 	if a.picked && a.up.load.tlsName != "" {
 		// The name the upstream's certificate must carry (see serverNameKey).
 		actx = context.WithValue(actx, serverNameKey{}, a.up.load.tlsName)
@@ -67,16 +63,23 @@ func (a *attempt) prepare() {
 
 // attemptContext returns the per-try context and sets what ends it
 // (a.tctx or a.cancel; see stopContext), or neither when the attempt runs
-// under the caller's own context.
-func (a *attempt) attemptContext(parent context.Context) context.Context {
+// under the caller's own context. Its parent is the caller's context,
+// unless a request hook gave the request another one.
+func (a *attempt) attemptContext() context.Context {
 	ctx := a.c.req.Context()
+	parent, replaced := ctx, false
+	if a.hooked != nil {
+		if hc := a.hooked.Context(); hc != ctx {
+			parent, replaced = hc, true
+		}
+	}
 	var actx context.Context
-	if d, ok := ctx.Deadline(); ok && parent == ctx && !a.deadline.IsZero() && !d.After(a.deadline) {
+	if d, ok := ctx.Deadline(); ok && !replaced && !a.deadline.IsZero() && !d.After(a.deadline) {
 		// The caller's own deadline comes first: it is the per-try
 		// timeout, and a context of our own would only add a second
 		// timer for the same moment: nothing of ours to end.
 		actx = ctx
-	} else if parent == ctx {
+	} else if !replaced {
 		a.tctx = newTryContext(parent, a.deadline)
 		actx = a.tctx
 	} else if a.deadline.IsZero() {
@@ -84,7 +87,7 @@ func (a *attempt) attemptContext(parent context.Context) context.Context {
 	} else {
 		actx, a.cancel = context.WithDeadline(parent, a.deadline)
 	}
-	if a.hooked != nil && parent != ctx {
+	if replaced {
 		// A hook replaced the request's context: the caller's
 		// cancellation must still end the attempt.
 		cancelAttempt := a.cancel
@@ -213,10 +216,13 @@ func (a *attempt) wrapBody(resp *http.Response) {
 		c.side.bodyObs = a.obs
 	}
 	b := (*callBody)(c)
-	if _, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-		resp.Body = callBodyWriter{b}
-	} else {
-		resp.Body = b
+	resp.Body = b
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if _, ok := c.bodyRC.(io.Writer); ok {
+			resp.Body = callBodyWriter{b}
+		}
+	} else if _, ok := c.bodyRC.(io.WriterTo); ok {
+		resp.Body = callBodyWriterTo{b}
 	}
 }
 
@@ -259,6 +265,24 @@ func (b *callBody) finish() {
 	}
 	c.closeReplacedBody()
 	c.m.release(c.ep)
+}
+
+// callBodyWriterTo keeps io.WriterTo for bodies that have it (a body
+// held in memory), so that io.Copy from the response hands the copy to
+// the body as it would without connmgr.
+type callBodyWriterTo struct {
+	*callBody
+}
+
+// WriteTo copies the body to w with the body's own WriteTo, and ends the
+// call when it returns at the end of the body, as reading to the end
+// does.
+func (b callBodyWriterTo) WriteTo(w io.Writer) (int64, error) {
+	n, err := b.bodyRC.(io.WriterTo).WriteTo(w)
+	if err == nil {
+		b.finish()
+	}
+	return n, err
 }
 
 // callBodyWriter keeps io.Writer for bodies that have it (101 Switching

@@ -436,3 +436,57 @@ func TestPickDoneWithoutUpstreamIsSettled(t *testing.T) {
 	assert.Zero(t, ft.count())
 	assert.Zero(t, m.Stats().InFlight)
 }
+
+// readerOnly hides a body's WriteTo.
+type readerOnly struct{ io.Reader }
+
+func (readerOnly) Close() error { return nil }
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestResponseBodyWriteTo: copying the response body with io.Copy goes
+// through the body's own WriteTo when it has one, through Read when it
+// does not, and either way ends the call at the end of the body; a copy
+// that fails leaves the call to Close.
+func TestResponseBodyWriteTo(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body func() io.ReadCloser
+	}{
+		{"body with WriteTo", func() io.ReadCloser { return io.NopCloser(strings.NewReader("hello")) }},
+		{"body without WriteTo", func() io.ReadCloser { return readerOnly{strings.NewReader("hello")} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ft := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+				resp := cannedResponse(r, 200, "")
+				resp.Body = tc.body()
+				return resp, nil
+			})
+			m := newTestManager(t, Config{}, WithTransport(ft))
+			req, _ := http.NewRequest(http.MethodGet, "http://api.test/", nil)
+
+			resp, err := m.RoundTrip(req)
+			require.NoError(t, err)
+			_, isWriterTo := resp.Body.(io.WriterTo)
+			_, hadWriterTo := tc.body().(io.WriterTo)
+			require.Equal(t, hadWriterTo, isWriterTo, "the response body is an io.WriterTo when the transport's is")
+			var buf strings.Builder
+			n, err := io.Copy(&buf, resp.Body)
+			require.NoError(t, err)
+			assert.EqualValues(t, 5, n)
+			assert.Equal(t, "hello", buf.String())
+			assert.EqualValues(t, 0, m.Stats().InFlight, "the copy to the end ended the call")
+			require.NoError(t, resp.Body.Close())
+
+			resp, err = m.RoundTrip(req)
+			require.NoError(t, err)
+			_, err = io.Copy(failingWriter{}, resp.Body)
+			require.Error(t, err)
+			assert.EqualValues(t, 1, m.Stats().InFlight, "a failed copy leaves the call to Close")
+			require.NoError(t, resp.Body.Close())
+			assert.EqualValues(t, 0, m.Stats().InFlight)
+		})
+	}
+}
