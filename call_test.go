@@ -490,3 +490,38 @@ func TestResponseBodyWriteTo(t *testing.T) {
 		})
 	}
 }
+
+// rwBody is an upgraded connection's body: read and written.
+type rwBody struct {
+	strings.Builder
+	r io.Reader
+}
+
+func (b *rwBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *rwBody) Close() error               { return nil }
+
+// TestSwitchingProtocolsKeepsTheWritableBody: a 101 response's body
+// stays writable through the Manager (an upgraded connection, as
+// net/http returns it), and closing it ends the call.
+func TestSwitchingProtocolsKeepsTheWritableBody(t *testing.T) {
+	conn := &rwBody{r: strings.NewReader("from server")}
+	ft := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		resp := cannedResponse(r, http.StatusSwitchingProtocols, "")
+		resp.Body = conn
+		return resp, nil
+	})
+	m := newTestManager(t, Config{}, WithTransport(ft))
+	req, _ := http.NewRequest(http.MethodGet, "http://api.test/ws", nil)
+	resp, err := m.RoundTrip(req)
+	require.NoError(t, err)
+	w, ok := resp.Body.(io.Writer)
+	require.True(t, ok, "the upgraded body is still an io.Writer")
+	_, err = w.Write([]byte("from client"))
+	require.NoError(t, err)
+	assert.Equal(t, "from client", conn.String())
+	got, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "from server", string(got))
+	require.NoError(t, resp.Body.Close())
+	assert.EqualValues(t, 0, m.Stats().InFlight)
+}
