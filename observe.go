@@ -49,42 +49,43 @@ func mayWriteHeaders(co CallObserver) bool {
 	return !ok || hr.addsHeaders()
 }
 
+// notifyEach calls f with each observer that o stands for: those of l,
+// the observers a multi-observer fans out to, or else o itself; each
+// under the recovery helper, so that one that panics does not keep the
+// others from the event.
+func notifyEach[O any](m *Manager, l []O, o O, method string, f func(O)) {
+	if l == nil {
+		notifyOne(m, o, method, f)
+		return
+	}
+	for _, x := range l {
+		notifyOne(m, x, method, f)
+	}
+}
+
+func notifyOne[O any](m *Manager, o O, method string, f func(O)) {
+	defer m.recovered("observer", method, nil)
+	f(o)
+}
+
 func (m *Manager) observeStart(o Observer, ev *CallEvent) (co CallObserver) {
 	defer m.recovered("observer", "StartCall", nil)
 	return o.StartCall(ev)
 }
 
 func (m *Manager) observeRefused(o CallObserver, ev RefusalEvent) {
-	if l, ok := o.(multiCallObserver); ok {
-		for _, x := range l {
-			m.observeRefused(x, ev)
-		}
-		return
-	}
-	defer m.recovered("observer", "Refused", nil)
-	o.Refused(ev)
+	l, _ := o.(multiCallObserver)
+	notifyEach(m, l, o, "Refused", func(x CallObserver) { x.Refused(ev) })
 }
 
 func (m *Manager) observeRetry(o CallObserver, ev RetryEvent) {
-	if l, ok := o.(multiCallObserver); ok {
-		for _, x := range l {
-			m.observeRetry(x, ev)
-		}
-		return
-	}
-	defer m.recovered("observer", "Retry", nil)
-	o.Retry(ev)
+	l, _ := o.(multiCallObserver)
+	notifyEach(m, l, o, "Retry", func(x CallObserver) { x.Retry(ev) })
 }
 
 func (m *Manager) observeCallEnd(o CallObserver, ev CallEndEvent) {
-	if l, ok := o.(multiCallObserver); ok {
-		for _, x := range l {
-			m.observeCallEnd(x, ev)
-		}
-		return
-	}
-	defer m.recovered("observer", "End", nil)
-	o.End(ev)
+	l, _ := o.(multiCallObserver)
+	notifyEach(m, l, o, "End", func(x CallObserver) { x.End(ev) })
 }
 
 func (m *Manager) observeAttemptStart(o CallObserver, ev *AttemptEvent) AttemptObserver {
@@ -118,25 +119,13 @@ func (m *Manager) attemptStart(o CallObserver, ev *AttemptEvent) (ao AttemptObse
 }
 
 func (m *Manager) observeHeaders(o AttemptObserver, ev HeadersEvent) {
-	if l, ok := o.(multiAttemptObserver); ok {
-		for _, x := range l {
-			m.observeHeaders(x, ev)
-		}
-		return
-	}
-	defer m.recovered("observer", "Headers", nil)
-	o.Headers(ev)
+	l, _ := o.(multiAttemptObserver)
+	notifyEach(m, l, o, "Headers", func(x AttemptObserver) { x.Headers(ev) })
 }
 
 func (m *Manager) observeAttemptEnd(o AttemptObserver, ev AttemptEndEvent) {
-	if l, ok := o.(multiAttemptObserver); ok {
-		for _, x := range l {
-			m.observeAttemptEnd(x, ev)
-		}
-		return
-	}
-	defer m.recovered("observer", "AttemptEnd", nil)
-	o.End(ev)
+	l, _ := o.(multiAttemptObserver)
+	notifyEach(m, l, o, "AttemptEnd", func(x AttemptObserver) { x.End(ev) })
 }
 
 // multiCallObserver and multiAttemptObserver fan one call out to several

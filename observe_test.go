@@ -20,13 +20,17 @@ type recordingObserver struct {
 	mu     sync.Mutex
 	events []string
 	panics bool
+	// panicsAfterStart panics at every point but the call's start, so
+	// that the call stays observed.
+	panicsAfterStart bool
 }
 
 func (o *recordingObserver) add(format string, args ...any) {
 	o.mu.Lock()
 	o.events = append(o.events, fmt.Sprintf(format, args...))
+	started := len(o.events) > 1
 	o.mu.Unlock()
-	if o.panics {
+	if o.panics || o.panicsAfterStart && started {
 		var typedNil *StatusError
 		panic(typedNil)
 	}
@@ -234,4 +238,24 @@ func TestOneObserverCostsTwoAllocations(t *testing.T) {
 	// it) and the attempt's own header map, which an observer may add to:
 	// no list for a single observer, no event on the heap of its own.
 	assert.LessOrEqual(t, got-base, 2.0, "allocations per call for one observer that does nothing")
+}
+
+// TestAPanickingObserverDoesNotSilenceTheOthers: with several observers,
+// one that panics at every point is recovered point by point, and the
+// next one still sees every point of the call.
+func TestAPanickingObserverDoesNotSilenceTheOthers(t *testing.T) {
+	srv := connmgrtest.NewServer(connmgrtest.Step{Status: 503}, connmgrtest.Step{Status: 200, Body: "ok"})
+	defer srv.Close()
+	bad, good := &recordingObserver{panicsAfterStart: true}, &recordingObserver{}
+	m := newTestManager(t, Config{Default: fastRetries(3)}, WithObserver(bad), WithObserver(good))
+	resp, err := get(t, m, srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", readAll(t, resp))
+	assert.Equal(t, []string{
+		"call default",
+		"attempt 1", "headers 503", "attempt end 503 canceled=true failed=true", "retry 1 status 503",
+		"attempt 2", "headers 200", "end attempts=2 err=false", "attempt end 200 canceled=false failed=false",
+	}, good.list())
+	assert.Equal(t, []string{"call default", "attempt 1", "retry 1 status 503", "attempt 2", "end attempts=2 err=false"}, bad.list(),
+		"the panicking one is still called at every point of the call (its AttemptStart panicked: no attempt observer)")
 }
