@@ -16,14 +16,17 @@ import (
 
 // demoCacheScene shows the HTTP cache plugin: hits for a hot set of
 // URLs, revalidations answered 304 once they go stale, and stale answers
-// served while the upstream is down and its breaker open.
+// served while the upstream is down and its breaker open. max-age is 2
+// seconds, not 1: Date has whole seconds, so a response stored late in a
+// second is already most of a second old, and with max-age=1 the first
+// phase could find it stale.
 func demoCacheScene(ctx context.Context, out io.Writer) error {
 	var down atomic.Bool
 	upstream := connmgrtest.NewServerFunc(func(n int64, r *http.Request) connmgrtest.Step {
 		if down.Load() {
 			return connmgrtest.Step{Status: http.StatusServiceUnavailable, Body: "down"}
 		}
-		h := http.Header{"Cache-Control": {"max-age=1"}, "Etag": {`"v1"`}}
+		h := http.Header{"Cache-Control": {"max-age=2"}, "Etag": {`"v1"`}}
 		if r.Header.Get("If-None-Match") == `"v1"` {
 			return connmgrtest.Step{Status: http.StatusNotModified, Header: h}
 		}
@@ -48,7 +51,7 @@ func demoCacheScene(ctx context.Context, out io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintln(out, "scene: an HTTP cache in front of an upstream (max-age=1, ETag; stale_if_error: 30s)")
+	fmt.Fprintln(out, "scene: an HTTP cache in front of an upstream (max-age=2, ETag; stale_if_error: 30s)")
 	calls := 0
 	phase := func(name string, n int) {
 		statuses := map[string]int{}
@@ -66,10 +69,10 @@ func demoCacheScene(ctx context.Context, out io.Writer) error {
 		fmt.Fprintf(out, "  %-44s %v\n", name, statuses)
 	}
 	phase("20 calls over 5 URLs:", 20)
-	time.Sleep(1100 * time.Millisecond)
-	phase("1s later, stale: validated with If-None-Match:", 5)
+	time.Sleep(2100 * time.Millisecond)
+	phase("2s later, stale: validated with If-None-Match:", 5)
 	down.Store(true)
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond)
 	phase("the upstream is down (503), then its breaker open:", 10)
 
 	st := c.Stats()

@@ -2,7 +2,7 @@
 // flaky upstream: while the upstream fails and its circuit breaker is
 // open, callers still get the last good answer, marked stale.
 //
-// The upstream answers with "Cache-Control: max-age=1". The endpoint's
+// The upstream answers with "Cache-Control: max-age=2". The endpoint's
 // cache block allows serving a stale answer for up to a minute when the
 // origin fails (stale_if_error: 60s, RFC 5861). Then the upstream starts
 // answering 503: the first failure is answered from the cache, the
@@ -37,7 +37,7 @@ func main() {
 		if down.Load() {
 			return connmgrtest.Step{Status: http.StatusServiceUnavailable, Body: "maintenance"}
 		}
-		return connmgrtest.Step{Body: `{"price":42}`, Header: http.Header{"Cache-Control": {"max-age=1"}}}
+		return connmgrtest.Step{Body: `{"price":42}`, Header: http.Header{"Cache-Control": {"max-age=2"}}}
 	})
 	defer upstream.Close()
 	host := strings.TrimPrefix(upstream.URL, "http://")
@@ -72,7 +72,7 @@ func main() {
 
 	call(1) // a miss: stored
 	call(2) // a fresh hit
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond)
 	down.Store(true)
 	fmt.Println("-- the upstream goes down; the answer is now stale --")
 	for i := 3; i <= 6; i++ {
